@@ -1,0 +1,37 @@
+# One command for checks, the same locally and in CI (.ci/run calls `make setup lint test`).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+MODELS ?= data/models
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+.PHONY: setup
+setup: $(PY) ## create .venv and install the package with the train and dev extras
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[train,dev]'
+
+.PHONY: test
+test: ## run the whole test suite
+	$(PY) -m pytest
+
+.PHONY: lint
+lint: ## ruff (lint + format check) and mypy
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+.PHONY: model
+model: ## export the default model (fp32) into $(MODELS)
+	$(VENV)/bin/interest-stream export --out $(MODELS)
+
+.PHONY: bench-encoder
+bench-encoder: ## raw ONNX Runtime vs the runtime encoder, on the current model
+	$(VENV)/bin/interest-stream bench encoder --model $(MODELS)

@@ -1,0 +1,1 @@
+"""The streaming side of interest-stream: the Faust app, its agents, the CLI."""

@@ -1,0 +1,198 @@
+"""``interest-stream``: one command, many subcommands.
+
+    interest-stream export [--model DIR] [--out DIR] [--precision fp32|fp16|int8] [--json]
+    interest-stream bench encoder [--model DIR] [--json]
+
+Progress and steps go to stderr, figures to stdout (``--json`` for machines). Errors of our
+own packages print one line and exit 2; anything else is a bug and shows its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from encoder.errors import EncoderError
+
+DEFAULT_MODELS = Path("data/models")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if _is_ours(exc):
+            print(f"interest-stream: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _is_ours(exc: BaseException) -> bool:
+    if isinstance(exc, EncoderError):
+        return True
+    try:
+        from export.errors import ExportError
+    except ImportError:
+        return False
+    return isinstance(exc, ExportError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="interest-stream",
+        description="Streaming user-interest vectors: Kafka events -> ONNX encoder -> Qdrant.",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    export = sub.add_parser("export", help="export a Hugging Face model to a checked ONNX version")
+    export.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="source model directory (default: the packaged all-MiniLM-L6-v2)",
+    )
+    export.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_MODELS,
+        help="models root; the version lands in OUT/<version> (default: %(default)s)",
+    )
+    export.add_argument(
+        "--precision",
+        choices=["fp32", "fp16", "int8"],
+        default="fp32",
+        help="fp32; fp16 for CUDA; int8 (dynamic quantization) for CPU",
+    )
+    export.add_argument("--parent", default=None, help="version this model was fine-tuned from")
+    export.add_argument(
+        "--set-current",
+        action="store_true",
+        help="make this the serving version (default: only if none is set)",
+    )
+    export.add_argument(
+        "--min-cosine",
+        type=float,
+        default=None,
+        help="fp16/int8: lowest accepted per-row cosine to fp32 (default: 0.99)",
+    )
+    export.add_argument("--json", action="store_true", help="print the result as JSON")
+    export.set_defaults(func=cmd_export)
+
+    bench = sub.add_parser("bench", help="benchmarks")
+    bench_sub = bench.add_subparsers(title="benchmarks", metavar="WHAT")
+    enc = bench_sub.add_parser("encoder", help="raw ONNX Runtime vs the runtime encoder")
+    enc.add_argument(
+        "--model",
+        type=Path,
+        default=DEFAULT_MODELS,
+        help="model version directory or models root (default: %(default)s)",
+    )
+    enc.add_argument("--provider", choices=["auto", "cuda", "cpu"], default="auto")
+    enc.add_argument("--texts", type=int, default=2000, help="texts per pass")
+    enc.add_argument(
+        "--mix",
+        choices=["mixed", "short32"],
+        default="mixed",
+        help="mixed: 80%% titles, 20%% long reviews; short32: 32-token texts",
+    )
+    enc.add_argument("--rounds", type=int, default=3)
+    enc.add_argument("--callers", type=int, default=64, help="concurrent callers (throughput)")
+    enc.add_argument(
+        "--per-call", type=int, default=16, help="texts per encode() call (throughput)"
+    )
+    enc.add_argument(
+        "--latency-load",
+        type=float,
+        default=0.5,
+        help="offered load of the latency pass, as a share of encoder throughput",
+    )
+    enc.add_argument(
+        "--batch-sizes",
+        default="16,32,64,128,256",
+        help="raw batch sizes to try; the best is used for both paths",
+    )
+    enc.add_argument("--baseline", type=Path, default=None,
+                     help="another model version to time raw in the same rounds (e.g. fp32)")
+    enc.add_argument("--json", action="store_true")
+    enc.set_defaults(func=cmd_bench_encoder)
+    return parser
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from export.pipeline import export_model
+
+    result = export_model(
+        args.model,
+        args.out,
+        precision=args.precision,
+        parent=args.parent,
+        set_current=True if args.set_current else None,
+        min_cosine=args.min_cosine,
+    )
+    data = result.as_dict()
+    if args.json:
+        _print_json(data)
+    else:
+        p = result.parity
+        print(f"version     {result.version}{'' if result.created else ' (already present)'}")
+        print(f"path        {result.path}")
+        print(f"precision   {result.precision}")
+        print(
+            f"parity      fp32 max |onnx - torch| = {p['fp32_max_abs_diff']:.2e} "
+            f"over {p['rows']} rows in {p['cases']} cases"
+        )
+        if result.precision != "fp32":
+            key = f"{result.precision}_min_cosine"
+            print(f"            {result.precision} min cosine to fp32 = {p[key]:.5f}")
+        print(f"current     {'yes' if result.current else 'no'}")
+        print(f"seconds     {result.seconds:.1f}")
+    return 0
+
+
+def cmd_bench_encoder(args: argparse.Namespace) -> int:
+    from encoder.bench import run_bench
+    from encoder.model import load_model
+    from encoder.registry import resolve_model_dir
+
+    model = load_model(resolve_model_dir(args.model), provider=args.provider)
+    baseline = None
+    if args.baseline is not None:
+        baseline = load_model(resolve_model_dir(args.baseline), provider=args.provider)
+    sizes = [int(s) for s in args.batch_sizes.split(",") if s]
+    result = run_bench(
+        model,
+        texts=args.texts,
+        mix=args.mix,
+        rounds=args.rounds,
+        callers=args.callers,
+        per_call=args.per_call,
+        batch_sizes=sizes,
+        latency_load=args.latency_load,
+    )
+    if args.json:
+        _print_json(result)
+    else:
+        width = max(len(k) for k in result)
+        for k, v in result.items():
+            print(f"{k:<{width}}  {v}")
+    return 0
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode() + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

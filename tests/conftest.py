@@ -1,0 +1,68 @@
+"""Shared fixtures: model versions exported once per session, and a fake model.
+
+Exports need the ``train`` extra; tests that ask for an exported model skip without it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def default_model_dir(models_root: Path) -> Path:
+    """all-MiniLM-L6-v2 exported to fp32 once for the whole session (about 25 s)."""
+    pytest.importorskip("torch")
+    from export.pipeline import export_model
+
+    return export_model(None, models_root, precision="fp32", log=_Null()).path
+
+
+@pytest.fixture(scope="session")
+def tiny_source_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A plain Hugging Face BERT (no sentence-transformers files), random and tiny."""
+    pytest.importorskip("torch")
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from export.source import default_model_dir
+
+    path = tmp_path_factory.mktemp("tiny-bert")
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).eval().save_pretrained(path)
+    tokenizer = (default_model_dir() / "tokenizer.json").read_text()
+    (path / "tokenizer.json").write_text(tokenizer)
+    (path / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 64}))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_source_dir: Path, models_root: Path) -> Path:
+    from export.pipeline import export_model
+
+    return export_model(
+        tiny_source_dir, models_root, precision="fp32", set_current=False, log=_Null()
+    ).path
+
+
+class _Null:
+    def write(self, _: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass

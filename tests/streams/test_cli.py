@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from streams.cli import main
+
+
+def test_runtime_imports_without_torch() -> None:
+    code = (
+        "import sys, encoder, encoder.bench, streams.cli;"
+        "bad = [m for m in ('torch', 'transformers') if m in sys.modules];"
+        "sys.exit(f'imported {bad}' if bad else 0)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_export_prints_json(tiny_source_dir: Path, tmp_path: Path, capsys) -> None:
+    assert main(["export", "--model", str(tiny_source_dir), "--out", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["precision"] == "fp32" and out["current"] is True
+    assert Path(out["path"], "manifest.json").is_file()
+    assert out["parity"]["fp32_max_abs_diff"] <= 1e-4
+
+
+def test_bench_encoder_prints_the_promised_keys(tiny_model_dir: Path, capsys) -> None:
+    args = [
+        "bench",
+        "encoder",
+        "--model",
+        str(tiny_model_dir),
+        "--texts",
+        "64",
+        "--rounds",
+        "1",
+        "--callers",
+        "4",
+        "--batch-sizes",
+        "16,32",
+        "--json",
+    ]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in (
+        "raw_texts_per_s",
+        "encoder_texts_per_s",
+        "ratio",
+        "p50_ms",
+        "p99_ms",
+        "precision",
+        "provider",
+        "batch_size",
+        "texts",
+    ):
+        assert key in out
+    assert out["texts"] == 64 and out["encoder_texts_per_s"] > 0
+
+
+def test_errors_are_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
+    assert main(["bench", "encoder", "--model", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("interest-stream: error:") and "export" in err
+
+
+def test_no_command_prints_help(capsys) -> None:
+    assert main([]) == 2
+    assert "export" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["export", "--precision", "int4"]])
+def test_bad_arguments_exit_2(argv) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
