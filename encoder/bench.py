@@ -181,6 +181,7 @@ def run_bench(
     per_call: int = 16,
     latency_load: float = 0.5,
     batch_sizes: Sequence[int] = (16, 32, 64, 128, 256),
+    baseline: LoadedModel | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     corpus = make_texts(texts, mix)

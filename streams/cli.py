@@ -123,8 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="16,32,64,128,256",
         help="raw batch sizes to try; the best is used for both paths",
     )
-    enc.add_argument("--baseline", type=Path, default=None,
-                     help="another model version to time raw in the same rounds (e.g. fp32)")
+    enc.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another model version to time raw in the same rounds (e.g. fp32)",
+    )
     enc.add_argument("--json", action="store_true")
     enc.set_defaults(func=cmd_bench_encoder)
     return parser
@@ -180,6 +184,7 @@ def cmd_bench_encoder(args: argparse.Namespace) -> int:
         per_call=args.per_call,
         batch_sizes=sizes,
         latency_load=args.latency_load,
+        baseline=baseline,
     )
     if args.json:
         _print_json(result)

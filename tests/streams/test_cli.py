@@ -41,6 +41,8 @@ def test_bench_encoder_prints_the_promised_keys(tiny_model_dir: Path, capsys) ->
         "4",
         "--batch-sizes",
         "16,32",
+        "--baseline",
+        str(tiny_model_dir),
         "--json",
     ]
     assert main(args) == 0
@@ -58,6 +60,7 @@ def test_bench_encoder_prints_the_promised_keys(tiny_model_dir: Path, capsys) ->
     ):
         assert key in out
     assert out["texts"] == 64 and out["encoder_texts_per_s"] > 0
+    assert out["baseline_version"] == out["version"] and out["speedup_vs_baseline"] > 0
 
 
 def test_errors_are_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
