@@ -25,6 +25,7 @@ import torch
 from tokenizers import Tokenizer
 from transformers import AutoModel
 
+from encoder.tokenize import pad
 from export.errors import ParityError
 from export.graph import quiet
 from export.source import SourceModel
@@ -73,7 +74,7 @@ WORDS = [
 @dataclasses.dataclass
 class Case:
     name: str
-    rows: list[list[int]]
+    rows: list[np.ndarray]
     texts: list[str] | None = None
 
 
@@ -82,14 +83,14 @@ def build_cases(tokenizer_json: str, max_length: int) -> list[Case]:
     tok.no_padding()
     tok.enable_truncation(max_length=max_length)
 
-    def ids(text: str) -> list[int]:
-        return list(tok.encode(text).ids)
+    def ids(text: str) -> np.ndarray:
+        return np.asarray(tok.encode(text).ids, dtype=np.int64)
 
     cases = [Case(f"single-{k}", [ids(v)], [v]) for k, v in TEXTS.items()]
 
     full = ids(TEXTS["over-max"])  # max_length ids: [CLS] ... [SEP]
     sweep = [n for n in sorted({1, 2, 3, 8, 17, 32, 64, 128, max_length}) if n <= len(full)]
-    sweep_rows = [full[:1] if n == 1 else full[: n - 1] + full[-1:] for n in sweep]
+    sweep_rows = [np.concatenate([full[: max(1, n - 1)], full[-1:]])[:n] for n in sweep]
     cases += [Case(f"length-{n}", [row]) for n, row in zip(sweep, sweep_rows, strict=True)]
 
     rng = random.Random(1234)
@@ -105,23 +106,13 @@ def build_cases(tokenizer_json: str, max_length: int) -> list[Case]:
     return cases
 
 
-def pad(rows: list[list[int]], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    width = max(len(r) for r in rows)
-    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = r
-        mask[i, : len(r)] = 1
-    return ids, mask
-
-
 def reference(source: SourceModel, cases: list[Case]) -> list[np.ndarray]:
     with quiet():
         model = AutoModel.from_pretrained(str(source.path)).eval()  # fresh, default attention
     out = []
     with torch.no_grad():
         for case in cases:
-            ids, mask = pad(case.rows)
+            ids, mask = pad(case.rows, pad_id=0)
             hidden = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))[
                 0
             ]
@@ -145,7 +136,9 @@ def run_onnx(path: Path, cases: list[Case]) -> list[np.ndarray]:
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return [
-        session.run(None, dict(zip(("input_ids", "attention_mask"), pad(c.rows), strict=True)))[0]
+        session.run(
+            None, dict(zip(("input_ids", "attention_mask"), pad(c.rows, pad_id=0), strict=True))
+        )[0]
         for c in cases
     ]
 
