@@ -40,7 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _is_ours(exc: BaseException) -> bool:
-    if isinstance(exc, EncoderError):
+    from streams.broker import BrokerError
+
+    if isinstance(exc, (EncoderError, BrokerError)):
         return True
     try:
         from export.errors import ExportError
@@ -131,7 +133,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     enc.add_argument("--json", action="store_true")
     enc.set_defaults(func=cmd_bench_encoder)
+    kafka = sub.add_parser("kafka", help="the local single-node Kafka broker (KRaft)")
+    kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.add_argument(
+        "--home",
+        type=Path,
+        default=Path(".cache/kafka"),
+        help="jars, storage and log (default: %(default)s)",
+    )
+    kafka.add_argument("--port", type=int, default=9092)
+    kafka.add_argument("--json", action="store_true")
+    kafka.set_defaults(func=cmd_kafka)
     return parser
+
+
+def cmd_kafka(args: argparse.Namespace) -> int:
+    from streams.broker import LocalBroker
+
+    broker = LocalBroker(args.home, port=args.port)
+    if args.action == "start":
+        print(f"starting Kafka on {broker.bootstrap} (log: {broker.log})", file=sys.stderr)
+    state = getattr(broker, args.action)()
+    if args.json:
+        _print_json(state)
+    else:
+        print(
+            f"kafka {'running' if state['running'] else 'stopped'} "
+            f"on {state['bootstrap']} (pid {state['pid']}, log {state['log']})"
+        )
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:

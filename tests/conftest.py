@@ -66,3 +66,15 @@ class _Null:
 
     def flush(self) -> None:
         pass
+
+
+@pytest.fixture(scope="session")
+def kafka_broker():
+    """The real local broker: started once (idempotent: CI has usually started it already)."""
+    import os
+
+    from streams.broker import LocalBroker
+
+    broker = LocalBroker(Path(os.environ.get("INTEREST_KAFKA_HOME", ".cache/kafka")))
+    broker.start()
+    return broker
