@@ -1,0 +1,187 @@
+"""Record schemas and their validation: bytes from Kafka in, typed records or a RecordError out.
+
+    event = decode_event("reviews", raw, limits)   # Event, or raises e.g. InvalidTimestamp
+    item = decode_item(raw, limits)
+
+Events are JSON objects (UTF-8) keyed by ``user_id``: ``event_id``, ``user_id``, ``item_id``,
+``ts`` (epoch seconds); reviews add ``text`` and may carry ``rating``. Any event may carry
+``type`` (``click``, ``view``, ``review``, ``negative``); without it, the topic decides. Ids
+may be strings or integers (MovieLens ids are numbers) and are kept as strings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any
+
+import orjson
+
+from streams.errors import (
+    EmptyField,
+    InvalidJson,
+    InvalidNumber,
+    InvalidTimestamp,
+    InvalidUtf8,
+    MissingField,
+    NotAnObject,
+    TextTooLong,
+    UnknownEventType,
+    WrongType,
+)
+
+TOPIC_TYPES = {"clicks": "click", "views": "view", "reviews": "review"}
+EVENT_TYPES = ("click", "view", "review", "negative")
+MAX_ID_CHARS = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    max_text_bytes: int = 64 * 1024
+    min_ts: float = 631_152_000.0
+    max_future_s: float = 86_400.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event:
+    type: str
+    event_id: str
+    user_id: str
+    item_id: str
+    ts: float
+    text: str | None = None
+    rating: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Item:
+    item_id: str
+    text: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Feedback:
+    user_id: str
+    item_id: str
+    ts: float
+    reward: float  # positive = +1, negative = -1, or the reward given
+    model_version: str | None = None
+
+
+def load_object(raw: bytes) -> dict[str, Any]:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidUtf8(f"not valid UTF-8: {exc.reason} at byte {exc.start}") from None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJson(f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise NotAnObject(f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def decode_event(topic_kind: str, raw: bytes, limits: Limits) -> Event:
+    data = load_object(raw)
+    kind = data.get("type", TOPIC_TYPES.get(topic_kind))
+    if kind not in EVENT_TYPES:
+        raise UnknownEventType(f"unknown event type {kind!r}; expected one of {EVENT_TYPES}")
+    text = None
+    if kind == "review":
+        text = _text(data, "text", limits)
+    rating = data.get("rating")
+    if rating is not None:
+        rating = _number(data, "rating")
+        if not 0 <= rating <= 10:
+            raise InvalidNumber(f"rating {rating} is outside 0..10")
+    return Event(
+        type=kind,
+        event_id=_id(data, "event_id"),
+        user_id=_id(data, "user_id"),
+        item_id=_id(data, "item_id"),
+        ts=_ts(data, limits),
+        text=text,
+        rating=rating,
+    )
+
+
+def decode_item(raw: bytes, limits: Limits) -> Item:
+    data = load_object(raw)
+    return Item(item_id=_id(data, "item_id"), text=_text(data, "text", limits))
+
+
+def decode_feedback(raw: bytes, limits: Limits) -> Feedback:
+    data = load_object(raw)
+    if "reward" in data:
+        reward = _number(data, "reward")
+    else:
+        signal = data.get("signal")
+        if signal not in ("positive", "negative"):
+            raise MissingField("feedback needs signal 'positive' / 'negative' or a reward")
+        reward = 1.0 if signal == "positive" else -1.0
+    version = data.get("model_version")
+    return Feedback(
+        user_id=_id(data, "user_id"),
+        item_id=_id(data, "item_id"),
+        ts=_ts(data, limits),
+        reward=reward,
+        model_version=str(version) if version is not None else None,
+    )
+
+
+def _field(data: dict[str, Any], name: str) -> Any:
+    if name not in data or data[name] is None:
+        raise MissingField(f"missing field {name!r}")
+    return data[name]
+
+
+def _id(data: dict[str, Any], name: str) -> str:
+    value = _field(data, name)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise WrongType(f"{name} must be a string or an integer, got {type(value).__name__}")
+    value = str(value).strip()
+    if not value:
+        raise EmptyField(f"{name} is empty")
+    if len(value) > MAX_ID_CHARS:
+        raise WrongType(f"{name} is longer than {MAX_ID_CHARS} characters")
+    return value
+
+
+def _number(data: dict[str, Any], name: str) -> float:
+    value = _field(data, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise WrongType(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise InvalidNumber(f"{name} is not finite")
+    return value
+
+
+def _ts(data: dict[str, Any], limits: Limits) -> float:
+    try:
+        ts = _number(data, "ts")
+    except InvalidNumber:
+        raise InvalidTimestamp("ts is not finite") from None
+    latest = time.time() + limits.max_future_s
+    if not limits.min_ts <= ts <= latest:
+        raise InvalidTimestamp(
+            f"ts {ts:.0f} is outside {limits.min_ts:.0f}..{latest:.0f} (epoch seconds)"
+        )
+    return ts
+
+
+def _text(data: dict[str, Any], name: str, limits: Limits) -> str:
+    value = _field(data, name)
+    if not isinstance(value, str):
+        raise WrongType(f"{name} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise EmptyField(f"{name} is empty")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidUtf8(f"{name} holds an unpaired surrogate") from None
+    if size > limits.max_text_bytes:
+        raise TextTooLong(f"{name} is {size} bytes; the limit is {limits.max_text_bytes}")
+    return value

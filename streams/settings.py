@@ -1,0 +1,102 @@
+"""One frozen settings object per process; the only module that reads the environment.
+
+Every field can be set as ``INTEREST_<FIELD>`` (e.g. ``INTEREST_KAFKA_BOOTSTRAP``) or in a
+``.env`` file. Everything below the CLI receives plain constructor arguments.
+
+    settings = Settings()                    # from the environment
+    settings = Settings(topic_prefix="t1.")  # in tests
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DAY = 86_400.0
+EVENT_TYPES = ("click", "view", "review", "rating", "negative")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="INTEREST_", env_file=".env", frozen=True, extra="ignore"
+    )
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    topic_prefix: str = ""
+    topic_partitions: int = Field(4, ge=1)
+    consumer_group: str = "interest-stream"
+
+    # Qdrant: a URL means a server; without one, the embedded store under data_dir.
+    qdrant_url: str | None = None
+    qdrant_api_key: SecretStr | None = None
+    qdrant_path: Path | None = None
+
+    # Files
+    data_dir: Path = Path("data")
+    model_dir: Path | None = None  # a version directory or a models root (default data/models)
+
+    # Interest math (DESIGN.md, "Interest math")
+    half_life_short_s: float = Field(1 * DAY, gt=0)
+    half_life_long_s: float = Field(30 * DAY, gt=0)
+    weight_click: float = 1.0
+    weight_view: float = 0.5
+    weight_review: float = 2.0
+    weight_negative: float = -1.0
+    # rating r in [0.5, 5] weighs (r - rating_center) / rating_scale: 5 -> +1, 1 -> -0.8
+    rating_center: float = 3.0
+    rating_scale: float = 2.0
+    dedupe_window: int = Field(1024, ge=0)  # event ids remembered per user
+    concept_temperature: float = Field(0.05, gt=0)
+    concepts_top: int = Field(3, ge=0)
+    concept_vocab: Path | None = None  # one label per line; default: the MovieLens genres
+
+    # Windows and batches
+    window_events: int = Field(256, ge=1)  # flush a partition's window after N events ...
+    window_ms: float = Field(250.0, gt=0)  # ... or T ms after its first event
+    item_wait_ms: float = Field(2000.0, ge=0)  # wait this long for an unknown item, then skip
+    item_cache_entries: int = Field(100_000, ge=0)
+    encoder_max_wait_ms: float = Field(5.0, ge=0)
+    encoder_max_batch_tokens: int = Field(32_768, ge=1)
+    encoder_max_pending: int = Field(8192, ge=1)
+    encoder_provider: Literal["auto", "cuda", "cpu"] = "auto"
+
+    # Records
+    max_text_bytes: int = Field(64 * 1024, ge=1)
+    min_ts: float = 631_152_000.0  # 1990-01-01: older timestamps are errors, not history
+    max_future_s: float = Field(DAY, ge=0)  # tolerated clock skew into the future
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        for name in ("weight_click", "weight_view", "weight_review", "weight_negative"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be finite")
+        if self.half_life_short_s > self.half_life_long_s:
+            raise ValueError("half_life_short_s must not exceed half_life_long_s")
+        if (self.kafka_sasl_mechanism is None) != (self.kafka_sasl_username is None):
+            raise ValueError("set kafka_sasl_mechanism and kafka_sasl_username together")
+        return self
+
+    @property
+    def half_lives(self) -> dict[str, float]:
+        return {"short": self.half_life_short_s, "long": self.half_life_long_s}
+
+    @property
+    def models_root(self) -> Path:
+        return self.model_dir or self.data_dir / "models"
+
+    @property
+    def qdrant_location(self) -> Path:
+        return self.qdrant_path or self.data_dir / "qdrant"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"

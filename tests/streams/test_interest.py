@@ -1,0 +1,117 @@
+"""Forward decay against a direct numpy oracle."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from streams.interest import REBASE_AT, InterestState, event_weight, top_concepts
+
+HALF = {"short": 86_400.0, "long": 30 * 86_400.0}
+
+
+def oracle(events, half_life: float, now: float) -> np.ndarray:
+    """Σ w exp(-λ (now - t)) e, computed directly, normalised."""
+    lam = math.log(2) / half_life
+    s = sum(w * math.exp(-lam * (now - t)) * e for _, t, w, e in events)
+    return s / np.linalg.norm(s)
+
+
+def random_events(n: int, seed: int = 0, span: float = 90 * 86_400.0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        e = rng.standard_normal(16)
+        out.append(
+            (
+                f"e{i}",
+                1.6e9 + rng.uniform(0, span),
+                float(rng.choice([1.0, 0.5, 2.0])),
+                e / np.linalg.norm(e),
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("order", ["sorted", "shuffled", "reversed"])
+def test_directions_match_the_oracle_in_any_order(order: str) -> None:
+    events = random_events(200)
+    if order == "sorted":
+        events.sort(key=lambda ev: ev[1])
+    elif order == "reversed":
+        events.sort(key=lambda ev: -ev[1])
+    else:
+        np.random.default_rng(1).shuffle(events)
+    state = InterestState.empty(16, HALF)
+    for ev in events:
+        assert state.fold(*ev)
+    now = max(t for _, t, _, _ in events)
+    for name, h in HALF.items():
+        np.testing.assert_allclose(state.directions()[name], oracle(events, h, now), atol=1e-5)
+    assert state.event_count == 200
+
+
+def test_duplicates_are_counted_once() -> None:
+    events = random_events(20)
+    state = InterestState.empty(16, HALF)
+    for ev in events + events[:5]:
+        state.fold(*ev)
+    assert state.event_count == 20
+    now = max(t for _, t, _, _ in events)
+    np.testing.assert_allclose(
+        state.directions()["short"], oracle(events, HALF["short"], now), atol=1e-5
+    )
+
+
+def test_long_gaps_rebase_without_overflow() -> None:
+    # 10 years of events with a 1-hour half-life: exp would overflow without rebasing.
+    half = {"short": 3600.0}
+    events = random_events(300, span=10 * 365 * 86_400.0)
+    events.sort(key=lambda ev: ev[1])
+    state = InterestState.empty(16, half)
+    for ev in events:
+        state.fold(*ev)
+    assert all(np.isfinite(s).all() for s in state.sums.values())
+    assert math.log(2) / 3600 * (events[-1][1] - state.landmark) <= REBASE_AT
+    now = events[-1][1]
+    np.testing.assert_allclose(
+        state.directions()["short"], oracle(events[-50:], 3600.0, now), atol=1e-5
+    )
+
+
+def test_round_trip_through_plain_data() -> None:
+    state = InterestState.empty(16, HALF)
+    for ev in random_events(10):
+        state.fold(*ev)
+    again = InterestState.from_dict(state.to_dict())
+    for name in HALF:
+        np.testing.assert_array_equal(again.sums[name], state.sums[name])
+    assert again.fold("e3", 1.6e9, 1.0, np.ones(16) / 4) is False  # dedupe survives
+
+
+def test_dedupe_window_is_bounded() -> None:
+    state = InterestState.empty(16, HALF, dedupe_window=8)
+    for ev in random_events(50):
+        state.fold(*ev)
+    assert len(state.seen) == 8
+
+
+def test_weights_by_type_and_rating() -> None:
+    weights = {"click": 1.0, "view": 0.5, "review": 2.0, "negative": -1.0}
+    assert event_weight("view", None, weights) == 0.5
+    assert event_weight("click", 5.0, weights) == 1.0
+    assert event_weight("click", 1.0, weights) == -1.0
+    assert event_weight("negative", 5.0, weights) == -1.0
+
+
+def test_top_concepts_is_a_softmax() -> None:
+    concepts = np.eye(4)
+    user = np.array([0.9, 0.1, 0.0, 0.0])
+    top = top_concepts(user, concepts, ["a", "b", "c", "d"], temperature=0.1, k=3)
+    assert [label for label, _ in top] == ["a", "b", "c"]
+    logits = user / 0.1
+    p = np.exp(logits) / np.exp(logits).sum()
+    assert top[0][1] == pytest.approx(p[0], abs=1e-4)
+    assert top_concepts(np.zeros(4), concepts, ["a", "b", "c", "d"], 0.1, 3) == []
