@@ -203,7 +203,7 @@ class QdrantStore:
 
     def recommend(self, user_id: str, k: int = 10, exclude: Iterable[str] = ()) -> list[Any]:
         """Items nearest the user's ``short`` vector: one query, through the aliases."""
-        skip = [point_id("item", i) for i in exclude]
+        skip: list[int | str | uuid.UUID] = [point_id("item", i) for i in exclude]
         query_filter = qm.Filter(must_not=[qm.HasIdCondition(has_id=skip)]) if skip else None
         return self._call(
             self.client.query_points,
