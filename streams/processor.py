@@ -1,0 +1,204 @@
+"""The pipeline's work per batch, apart from Kafka: decode, encode, fold, write.
+
+The Faust agents hand batches of raw records to an :class:`EventProcessor` and commit their
+offsets after it returns, which is after Qdrant acknowledged the writes that cover them.
+Everything it touches is injected (encoder, store, state mapping, clock), so the same code
+runs under the worker and in unit tests.
+
+    processor = EventProcessor(encoder, store, states, settings_like)
+    await processor.start()                          # collections, concept vectors
+    outcome = await processor.items(records)         # item texts -> vectors -> Qdrant
+    outcome = await processor.events(records)       # events -> user vectors -> Qdrant
+    outcome.dead                                     # (record, error) for the dead-letter topic
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable, MutableMapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from encoder.cache import VectorCache
+from encoder.service import Encoder
+from streams.errors import RecordError
+from streams.interest import InterestState, event_weight, top_concepts
+from streams.records import Event, Limits, decode_event, decode_item
+from streams.store import QdrantStore, UserPoint
+
+DEFAULT_CONCEPTS = Path(__file__).parent / "concepts" / "movielens-genres.txt"
+
+
+@dataclasses.dataclass(frozen=True)
+class RawRecord:
+    topic_kind: str  # clicks, views, reviews, items
+    value: bytes
+    topic: str = ""
+    partition: int = 0
+    offset: int = 0
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclasses.dataclass
+class Outcome:
+    dead: list[tuple[RawRecord, RecordError]] = dataclasses.field(default_factory=list)
+    written: int = 0  # points written to Qdrant
+    duplicates: int = 0
+    unknown_items: int = 0  # events skipped: their item never arrived within item_wait
+    encoded: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessorConfig:
+    half_lives: dict[str, float]
+    weights: dict[str, float]
+    rating_center: float = 3.0
+    rating_scale: float = 2.0
+    dedupe_window: int = 1024
+    concept_labels: tuple[str, ...] = ()
+    concept_temperature: float = 0.05
+    concepts_top: int = 3
+    item_wait_s: float = 2.0
+    item_cache_entries: int = 100_000
+    limits: Limits = dataclasses.field(default_factory=Limits)
+
+
+def load_concepts(path: Path | None) -> tuple[str, ...]:
+    lines = (path or DEFAULT_CONCEPTS).read_text(encoding="utf-8").splitlines()
+    return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+class EventProcessor:
+    def __init__(
+        self,
+        encoder: Encoder,
+        store: QdrantStore,
+        states: MutableMapping[str, Any],
+        config: ProcessorConfig,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.encoder = encoder
+        self.store = store
+        self.states = states  # user_id -> InterestState.to_dict(): a Faust table in the worker
+        self.config = config
+        self.clock = clock
+        self.item_cache = VectorCache(config.item_cache_entries)
+        self._concepts = np.zeros((0, encoder.dimension), dtype=np.float32)
+
+    @property
+    def version(self) -> str:
+        return self.encoder.version
+
+    async def start(self) -> None:
+        self.store.ensure_version(self.version, self.encoder.dimension)
+        if self.config.concept_labels:
+            self._concepts = (await self.encoder.encode(list(self.config.concept_labels))).vectors
+
+    async def items(self, records: Sequence[RawRecord]) -> Outcome:
+        out = Outcome()
+        latest: dict[str, str] = {}
+        for rec in records:
+            try:
+                item = decode_item(rec.value, self.config.limits)
+            except RecordError as exc:
+                out.dead.append((rec, exc))
+                continue
+            latest[item.item_id] = item.text  # the last text of an item in a batch wins
+        if latest:
+            encoded = await self.encoder.encode(list(latest.values()))
+            out.encoded = len(latest) - encoded.cached
+            rows = []
+            for (item_id, text), vec in zip(latest.items(), encoded.vectors, strict=True):
+                rows.append((item_id, vec, {"text": text[:500]}))
+                self.item_cache.put(encoded.version, item_id, vec)
+            await asyncio.to_thread(self.store.upsert_items, encoded.version, rows)
+            out.written = len(rows)
+        return out
+
+    async def events(self, records: Sequence[RawRecord]) -> Outcome:
+        out = Outcome()
+        events: list[Event] = []
+        for rec in records:
+            try:
+                events.append(decode_event(rec.topic_kind, rec.value, self.config.limits))
+            except RecordError as exc:
+                out.dead.append((rec, exc))
+        if not events:
+            return out
+        version = self.version
+        reviews = [e.text for e in events if e.type == "review" and e.text]
+        review_vecs: dict[str, np.ndarray] = {}
+        if reviews:
+            encoded = await self.encoder.encode(reviews)
+            if encoded.version != version:  # swapped mid-batch: never mix two models' vectors
+                raise RuntimeError("model version changed during a batch; retry it")
+            review_vecs = dict(zip(reviews, encoded.vectors, strict=True))
+            out.encoded = len(reviews) - encoded.cached
+        items = await self._item_vectors(version, {e.item_id for e in events if e.type != "review"})
+        changed: dict[str, InterestState] = {}
+        for e in events:
+            vec = review_vecs.get(e.text) if e.type == "review" and e.text else items.get(e.item_id)
+            if vec is None:
+                out.unknown_items += 1
+                continue
+            state = changed.get(e.user_id) or self._state(e.user_id)
+            weight = event_weight(
+                e.type,
+                e.rating,
+                self.config.weights,
+                self.config.rating_center,
+                self.config.rating_scale,
+            )
+            if state.fold(e.event_id, e.ts, weight, vec):
+                changed[e.user_id] = state
+            else:
+                out.duplicates += 1
+        points = []
+        for user_id, state in changed.items():
+            directions = state.directions()
+            concepts = top_concepts(
+                directions["short"],
+                self._concepts,
+                list(self.config.concept_labels),
+                self.config.concept_temperature,
+                self.config.concepts_top,
+            )
+            points.append(
+                UserPoint(user_id, directions, state.updated_at, state.event_count, concepts)
+            )
+        out.written = await asyncio.to_thread(self.store.upsert_users, version, points)
+        for user_id, state in changed.items():  # after Qdrant acknowledged
+            self.states[user_id] = state.to_dict()
+        return out
+
+    def _state(self, user_id: str) -> InterestState:
+        data = self.states.get(user_id)
+        if data is not None:
+            return InterestState.from_dict(data)
+        return InterestState.empty(
+            self.encoder.dimension, self.config.half_lives, self.config.dedupe_window
+        )
+
+    async def _item_vectors(self, version: str, item_ids: set[str]) -> dict[str, np.ndarray]:
+        """Cache, then Qdrant; ids still unknown get one more look after item_wait_s."""
+        found: dict[str, np.ndarray] = {}
+        for item_id in item_ids:
+            vec = self.item_cache.get(version, item_id)
+            if vec is not None:
+                found[item_id] = vec
+        missing = item_ids - found.keys()
+        for attempt in range(2):
+            if not missing:
+                break
+            if attempt:
+                await asyncio.sleep(self.config.item_wait_s)
+            fetched = await asyncio.to_thread(self.store.item_vectors, version, missing)
+            for item_id, vec in fetched.items():
+                self.item_cache.put(version, item_id, vec)
+            found |= fetched
+            missing -= fetched.keys()
+        return found

@@ -1,0 +1,152 @@
+"""The per-batch pipeline with a fake encoder and the in-memory Qdrant store."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import numpy as np
+import orjson
+import pytest
+
+from encoder.service import Encoder
+from streams.deadletter import dead_letter
+from streams.errors import InvalidJson
+from streams.processor import EventProcessor, ProcessorConfig, RawRecord, load_concepts
+from streams.store import QdrantStore
+from tests.encoder.fakes import FakeModel
+
+HALF = {"short": 86_400.0, "long": 30 * 86_400.0}
+WEIGHTS = {"click": 1.0, "view": 0.5, "review": 2.0, "negative": -1.0}
+T0 = 1_600_000_000.0
+
+
+def rec(kind: str, **fields) -> RawRecord:
+    return RawRecord(kind, orjson.dumps(fields), topic=kind, partition=0, offset=0)
+
+
+def config(**kw) -> ProcessorConfig:
+    base = {
+        "half_lives": HALF,
+        "weights": WEIGHTS,
+        "concept_labels": ("Comedy", "Drama"),
+        "item_wait_s": 0.01,
+    }
+    return ProcessorConfig(**(base | kw))
+
+
+def oracle(events, half_life: float) -> np.ndarray:
+    now = max(t for t, _, _ in events)
+    lam = math.log(2) / half_life
+    s = sum(w * math.exp(-lam * (now - t)) * v for t, w, v in events)
+    return s / np.linalg.norm(s)
+
+
+async def with_processor(fn, **kw):
+    model = FakeModel(dimension=8, max_length=64)
+    store = QdrantStore.connect()
+    states: dict = {}
+    async with Encoder(model, max_wait_ms=1) as enc:
+        proc = EventProcessor(enc, store, states, config(**kw))
+        await proc.start()
+        return await fn(proc, model, store, states)
+
+
+def test_user_vectors_equal_the_oracle_with_out_of_order_and_duplicate_events() -> None:
+    async def body(proc, model, store, states):
+        await proc.items([rec("items", item_id=i, text=f"movie {i}") for i in range(5)])
+        clicks = [(T0 + 3600 * k, k % 5) for k in (4, 1, 3, 0, 2)]  # out of order
+        batch = [
+            rec("clicks", event_id=f"c{k}", user_id="u1", item_id=i, ts=t)
+            for k, (t, i) in enumerate(clicks)
+        ]
+        batch.append(batch[1])  # a duplicate
+        review = rec(
+            "reviews",
+            event_id="r1",
+            user_id="u1",
+            item_id=0,
+            ts=T0 + 100,
+            text="great fun",
+            rating=5,
+        )
+        first = await proc.events(batch[:3])
+        second = await proc.events([*batch[3:], review])
+        assert second.duplicates == 1 and first.written == second.written == 1
+
+        expected = [(t, 1.0, model.expected(f"movie {i}")) for t, i in clicks]
+        expected.append((T0 + 100, (5 - 3) / 2, model.expected("great fun")))
+        point = store.user("u1")
+        for name, h in HALF.items():
+            np.testing.assert_allclose(point.vector[name], oracle(expected, h), atol=1e-5)
+        assert point.payload["event_count"] == 6
+        assert point.payload["model_version"] == "fake-a"
+        assert len(point.payload["concepts"]) == 2
+        assert states["u1"]["event_count"] == 6
+
+    asyncio.run(with_processor(body))
+
+
+def test_bad_records_are_returned_as_dead_letters_and_the_rest_is_processed() -> None:
+    async def body(proc, model, store, states):
+        await proc.items(
+            [rec("items", item_id=1, text="a movie"), RawRecord("items", b"{broken", "items", 0, 7)]
+        )
+        out = await proc.events(
+            [
+                RawRecord("clicks", b"\xff", "clicks", 0, 1),
+                rec("clicks", event_id="e1", user_id="u1", item_id=1, ts=float("1e300")),
+                rec("clicks", event_id="e2", user_id="u1", item_id=1, ts=T0),
+            ]
+        )
+        assert [type(e).__name__ for _, e in out.dead] == ["InvalidUtf8", "InvalidTimestamp"]
+        assert out.written == 1
+
+    asyncio.run(with_processor(body))
+
+
+def test_an_unknown_item_is_skipped_and_counted_after_the_wait() -> None:
+    async def body(proc, model, store, states):
+        out = await proc.events([rec("clicks", event_id="e1", user_id="u1", item_id=404, ts=T0)])
+        assert out.unknown_items == 1 and out.written == 0
+        assert "u1" not in states
+
+    asyncio.run(with_processor(body))
+
+
+def test_a_failed_qdrant_write_changes_no_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def body(proc, model, store, states):
+        await proc.items([rec("items", item_id=1, text="a movie")])
+
+        def down(*args, **kwargs):
+            raise ConnectionError("qdrant is down")
+
+        monkeypatch.setattr(store, "upsert_users", down)
+        batch = [rec("clicks", event_id="e1", user_id="u1", item_id=1, ts=T0)]
+        with pytest.raises(ConnectionError):
+            await proc.events(batch)
+        assert "u1" not in states  # the retry will fold the event exactly once
+        monkeypatch.undo()
+        assert (await proc.events(batch)).written == 1
+        assert states["u1"]["event_count"] == 1
+
+    asyncio.run(with_processor(body))
+
+
+def test_dead_letter_keeps_bytes_and_headers_and_names_the_error() -> None:
+    value, headers = dead_letter(
+        b"\xff raw", [("trace", b"abc")], "clicks", 3, 42, InvalidJson("not valid JSON")
+    )
+    h = dict(headers)
+    assert value == b"\xff raw" and h["trace"] == b"abc"
+    assert (h["dlq.source-topic"], h["dlq.source-partition"], h["dlq.source-offset"]) == (
+        b"clicks",
+        b"3",
+        b"42",
+    )
+    assert h["dlq.error-type"] == b"InvalidJson"
+
+
+def test_the_shipped_concept_vocabulary_is_the_movielens_genres() -> None:
+    labels = load_concepts(None)
+    assert "Comedy" in labels and "Sci-Fi" in labels and len(labels) == 19
