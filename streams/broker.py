@@ -196,7 +196,8 @@ class LocalBroker:
         )
 
     def _format(self, java: str) -> None:
-        # Kafka wants a base64url-encoded 16-byte UUID, 22 characters without padding.
+        # Kafka wants a base64url-encoded 16-byte UUID, 22 characters without padding. It may
+        # start with "-", hence --cluster-id=… rather than a separate argument.
         cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
             [
