@@ -73,6 +73,19 @@ def test_a_taken_port_is_refused(kafka_broker, tmp_path: Path) -> None:
     assert not other.status()["running"]
 
 
+def test_a_cluster_id_starting_with_a_dash_formats(
+    kafka_broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # base64url of a UUID whose first byte is 0xf8 starts with "-": not an option.
+    monkeypatch.setattr(broker_module.uuid, "uuid4", lambda: uuid.UUID(bytes=b"\xf8" + b"\0" * 15))
+    other = LocalBroker(tmp_path, port=_free_port())
+    other.libs.parent.mkdir(parents=True)
+    other.libs.symlink_to(kafka_broker.libs)
+    other._write_config()
+    other._format(broker_module.shutil.which("java") or "java")
+    assert "cluster.id=-" in (other.data / "meta.properties").read_text()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
