@@ -133,7 +133,8 @@ async def encoder_pass(
     for c in chunks:
         queue.put_nowait(c)
 
-    model.run_rows, model.run_tokens = batch, batch * model.manifest.max_length
+    # Runs of the raw path's best size, so both paths do the same ONNX Runtime work.
+    model.run_rows, model.run_tokens = batch, batch * model.max_length
     async with Encoder(model) as enc:
 
         async def caller() -> None:

@@ -35,6 +35,7 @@ class Model(Protocol):
 
     version: str
     dimension: int
+    max_length: int  # tokens; longer texts are truncated
 
     def tokenize(self, texts: Sequence[str]) -> tuple[list[np.ndarray], int]: ...
 
@@ -55,6 +56,7 @@ class LoadedModel:
         self.manifest = manifest
         self.version = manifest.version
         self.dimension = manifest.dimension
+        self.max_length = manifest.max_length
         self.tokenizer = tokenizer
         self.session = session
         self.run_tokens = run_tokens  # padded tokens per ONNX Runtime call

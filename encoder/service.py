@@ -97,7 +97,7 @@ class Encoder:
         if self._closed:
             raise EncoderClosedError("the encoder is closed")
         model = self._model  # one version answers the whole call
-        clean = self._validate(texts, getattr(model, "max_length", 512) * CHARS_PER_TOKEN_CAP)
+        clean = self._validate(texts, model.max_length * CHARS_PER_TOKEN_CAP)
         self.stats.texts += len(clean)
         vectors = np.empty((len(clean), model.dimension), dtype=np.float32)
         todo: dict[str, list[int]] = {}  # text -> positions; duplicates are encoded once

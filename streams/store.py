@@ -100,9 +100,11 @@ class QdrantStore:
 
     def switch(self, version: str) -> None:
         """Point both aliases at ``version`` in one request (atomic on a server)."""
+        existing = {a.alias_name for a in self.client.get_aliases().aliases}
         ops: list[Any] = []
         for kind in (ITEMS, USERS):
-            ops.append(qm.DeleteAliasOperation(delete_alias=qm.DeleteAlias(alias_name=kind)))
+            if kind in existing:
+                ops.append(qm.DeleteAliasOperation(delete_alias=qm.DeleteAlias(alias_name=kind)))
             ops.append(
                 qm.CreateAliasOperation(
                     create_alias=qm.CreateAlias(
@@ -110,15 +112,6 @@ class QdrantStore:
                     )
                 )
             )
-        existing = {a.alias_name for a in self.client.get_aliases().aliases}
-        ops = [
-            op
-            for op in ops
-            if not (
-                isinstance(op, qm.DeleteAliasOperation)
-                and op.delete_alias.alias_name not in existing
-            )
-        ]
         self.client.update_collection_aliases(change_aliases_operations=ops)
 
     # -- items -------------------------------------------------------------------------
