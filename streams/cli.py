@@ -144,7 +144,26 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("--port", type=int, default=9092)
     kafka.add_argument("--json", action="store_true")
     kafka.set_defaults(func=cmd_kafka)
+    worker = sub.add_parser("worker", help="run the Faust agents (settings from INTEREST_*)")
+    worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning"])
+    worker.set_defaults(func=cmd_worker)
     return parser
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import faust
+
+    from streams.app import build_app
+    from streams.settings import Settings
+    from streams.topics import ensure_topics
+
+    settings = Settings()
+    created = ensure_topics(settings)
+    if created:
+        print(f"created topics {created}", file=sys.stderr)
+    app = build_app(settings)
+    faust.Worker(app, loglevel=args.loglevel).execute_from_commandline()
+    return 0
 
 
 def cmd_kafka(args: argparse.Namespace) -> int:

@@ -1,0 +1,190 @@
+"""The Faust app: agents that turn Kafka topics into item and user vectors in Qdrant.
+
+    app = build_app(Settings())
+    app.main()          # or: interest-stream worker
+
+Agents take records in windows (``window_events`` records or ``window_ms``, whichever comes
+first), hand each window to the :class:`~streams.processor.EventProcessor`, send bad records
+to the dead-letter topic, and only then acknowledge the window's records, so offsets are
+committed after Qdrant acknowledged the writes that cover them. Transient failures (Qdrant or
+the encoder down) are retried with backoff; while they last, the agent does not take more
+records (back-pressure) and nothing is dead-lettered.
+
+User state lives in the Faust table ``user-state`` (in memory, changelogged to Kafka and
+restored from it on restart). The table is keyed by the user id's UTF-8 bytes and
+partitioned by the same partitioner as the event topics, so each user's state lives in the
+partition of its events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+import faust
+
+from encoder.model import load_model
+from encoder.registry import resolve_model_dir
+from encoder.service import Encoder
+from streams.deadletter import dead_letter
+from streams.processor import EventProcessor, ProcessorConfig, RawRecord, load_concepts
+from streams.records import Limits
+from streams.settings import Settings
+from streams.store import QdrantStore
+
+log = logging.getLogger(__name__)
+EVENT_TOPICS = ("clicks", "views", "reviews")
+MAX_BACKOFF_S = 30.0
+
+
+class TableStates(MutableMapping[str, Any]):
+    """A Faust table seen as ``user_id -> state dict`` (keys stored as UTF-8 bytes)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.table.get(key.encode())
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.table[key.encode()] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.table[key.encode()]
+
+    def __iter__(self) -> Iterator[str]:
+        return (k.decode() for k in self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+def processor_config(settings: Settings) -> ProcessorConfig:
+    return ProcessorConfig(
+        half_lives=settings.half_lives,
+        weights={
+            "click": settings.weight_click,
+            "view": settings.weight_view,
+            "review": settings.weight_review,
+            "negative": settings.weight_negative,
+        },
+        rating_center=settings.rating_center,
+        rating_scale=settings.rating_scale,
+        dedupe_window=settings.dedupe_window,
+        concept_labels=load_concepts(settings.concept_vocab),
+        concept_temperature=settings.concept_temperature,
+        concepts_top=settings.concepts_top,
+        item_wait_s=settings.item_wait_ms / 1000,
+        item_cache_entries=settings.item_cache_entries,
+        limits=Limits(settings.max_text_bytes, settings.min_ts, settings.max_future_s),
+    )
+
+
+def build_app(settings: Settings) -> faust.App:
+    broker_credentials = None
+    if settings.kafka_sasl_mechanism:
+        password = settings.kafka_sasl_password
+        broker_credentials = faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=password.get_secret_value() if password else None,
+            mechanism=settings.kafka_sasl_mechanism,
+        )
+    app = faust.App(
+        settings.consumer_group,
+        broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+        broker_credentials=broker_credentials,
+        store="memory://",
+        topic_partitions=settings.topic_partitions,
+        value_serializer="raw",
+        key_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=False,
+        table_cleanup_interval=60.0,
+    )
+    raw: Any = faust.Schema(
+        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+    events_topic = app.topic(*(settings.topic(t) for t in EVENT_TOPICS), schema=raw)
+    items_topic = app.topic(settings.topic("items"), schema=raw)
+    dlq_topic = app.topic(settings.topic("dlq"), schema=raw)
+    table = app.Table(
+        "user-state",
+        default=None,
+        schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
+        partitions=settings.topic_partitions,
+        use_partitioner=True,
+    )
+    kinds = {settings.topic(t): t for t in (*EVENT_TOPICS, "items")}
+    holder: dict[str, EventProcessor] = {}
+
+    async def processor() -> EventProcessor:
+        if "p" not in holder:
+            model_dir = resolve_model_dir(settings.models_root)
+            model = await asyncio.to_thread(
+                load_model, model_dir, provider=settings.encoder_provider
+            )
+            encoder = Encoder(
+                model,
+                max_wait_ms=settings.encoder_max_wait_ms,
+                max_batch_tokens=settings.encoder_max_batch_tokens,
+                max_pending=settings.encoder_max_pending,
+            )
+            api_key = settings.qdrant_api_key
+            store = QdrantStore.connect(
+                settings.qdrant_url,
+                api_key.get_secret_value() if api_key else None,
+                settings.qdrant_location,
+            )
+            p = EventProcessor(encoder, store, TableStates(table), processor_config(settings))
+            await p.start()
+            holder["p"] = p
+            log.info("serving model %s", model.version)
+        return holder["p"]
+
+    async def run_windows(stream: Any, work: str) -> None:
+        window_s = settings.window_ms / 1000
+        async for events in stream.noack_take(settings.window_events, within=window_s):
+            records = [
+                RawRecord(
+                    kinds.get(e.message.topic, "clicks"),
+                    e.message.value or b"",
+                    e.message.topic,
+                    e.message.partition,
+                    e.message.offset,
+                    tuple(e.message.headers or ()),
+                )
+                for e in events
+            ]
+            backoff = 0.5
+            while True:
+                try:
+                    p = await processor()
+                    outcome = await getattr(p, work)(records)
+                    break
+                except Exception as exc:  # transient: retry, never dead-letter
+                    log.warning("%s window failed (%s); retrying in %.1f s", work, exc, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+            for rec, error in outcome.dead:
+                value, headers = dead_letter(
+                    rec.value, rec.headers, rec.topic, rec.partition, rec.offset, error
+                )
+                await dlq_topic.send(value=value, headers=headers)
+            for event in events:
+                await stream.ack(event)
+
+    @app.agent(items_topic, name="items")
+    async def items(stream: Any) -> None:
+        await run_windows(stream, "items")
+
+    @app.agent(events_topic, name="events")
+    async def user_events(stream: Any) -> None:
+        await run_windows(stream, "events")
+
+    return app

@@ -1,0 +1,64 @@
+"""Creating the pipeline's topics before the worker subscribes (the compose topic-init step).
+
+created = ensure_topics(settings)    # names it created; existing topics are left alone
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from streams.settings import Settings
+
+TOPICS = ("clicks", "views", "reviews", "items", "feedback", "dlq")
+
+
+def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
+    return asyncio.run(_ensure(settings, replication))
+
+
+async def _ensure(settings: Settings, replication: int) -> list[str]:
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, **kafka_security(settings)
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [settings.topic(t) for t in TOPICS]
+        missing = [t for t in wanted if t not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            t,
+                            num_partitions=settings.topic_partitions,
+                            replication_factor=replication,
+                        )
+                        for t in missing
+                    ]
+                )
+        return missing
+    finally:
+        await admin.close()
+
+
+def kafka_security(settings: Settings) -> dict[str, object]:
+    """aiokafka keyword arguments for the configured SASL / TLS options."""
+    options: dict[str, object] = {"security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_ssl_cafile or settings.kafka_security_protocol.endswith("SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        options["ssl_context"] = create_ssl_context(cafile=cafile)
+    if settings.kafka_sasl_mechanism:
+        password = settings.kafka_sasl_password
+        options |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": password.get_secret_value() if password else None,
+        }
+    return options
