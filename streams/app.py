@@ -19,6 +19,7 @@ partition of its events.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Iterator, MutableMapping
 from typing import Any
@@ -37,6 +38,7 @@ from streams.store import QdrantStore
 log = logging.getLogger(__name__)
 EVENT_TOPICS = ("clicks", "views", "reviews")
 MAX_BACKOFF_S = 30.0
+MAX_RECORD_BYTES = 16 * 1024 * 1024
 
 
 class TableStates(MutableMapping[str, Any]):
@@ -104,7 +106,11 @@ def build_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        broker_session_timeout=settings.kafka_session_timeout_s,
         web_enabled=False,
+        # The broker takes records up to 16 MiB (streams/broker.py); a dead letter carries
+        # the original bytes, so the producer must be allowed as much.
+        producer_max_request_size=MAX_RECORD_BYTES,
         table_cleanup_interval=60.0,
     )
     raw: Any = faust.Schema(
@@ -116,7 +122,7 @@ def build_app(settings: Settings) -> faust.App:
     table = app.Table(
         "user-state",
         default=None,
-        schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
+        key_type=bytes,  # Faust picks the raw codec for bytes keys, JSON for the values
         partitions=settings.topic_partitions,
         use_partitioner=True,
     )
@@ -173,11 +179,29 @@ def build_app(settings: Settings) -> faust.App:
                     backoff = min(backoff * 2, MAX_BACKOFF_S)
             for rec, error in outcome.dead:
                 value, headers = dead_letter(
-                    rec.value, rec.headers, rec.topic, rec.partition, rec.offset, error
+                    rec.value,
+                    rec.headers,
+                    rec.topic,
+                    rec.partition,
+                    rec.offset,
+                    error,
+                    max_bytes=MAX_RECORD_BYTES - 64 * 1024,  # room for headers
                 )
-                await dlq_topic.send(value=value, headers=headers)
+                send = functools.partial(dlq_topic.send, value=value, headers=headers)
+                await retry(send, "dead letter")
             for event in events:
                 await stream.ack(event)
+
+    async def retry(send: Any, what: str) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                await (await send())  # send() queues; its future resolves on the broker's ack
+                return
+            except Exception as exc:  # the broker is away: wait, never drop the letter
+                log.warning("sending %s failed (%s); retrying in %.1f s", what, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     @app.agent(items_topic, name="items")
     async def items(stream: Any) -> None:

@@ -190,6 +190,9 @@ class LocalBroker:
                     "group.initial.rebalance.delay.ms=0",
                     "auto.create.topics.enable=true",
                     "log.retention.hours=24",
+                    # 16 MiB records: a bad 10 MB review must reach the worker to be dead-lettered.
+                    "message.max.bytes=16777216",
+                    "replica.fetch.max.bytes=16777216",
                     "",
                 ]
             )

@@ -18,7 +18,10 @@ def dead_letter(
     partition: int,
     offset: int,
     error: BaseException,
+    max_bytes: int | None = None,
 ) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The dead letter's value and headers. A value over ``max_bytes`` is cut to that size
+    and says so in ``dlq.truncated-from`` (its original size): the letter still goes out."""
     ours = [
         ("dlq.source-topic", topic.encode()),
         ("dlq.source-partition", str(partition).encode()),
@@ -26,5 +29,8 @@ def dead_letter(
         ("dlq.error-type", type(error).__name__.encode()),
         ("dlq.error-message", str(error)[:1000].encode("utf-8", "replace")),
     ]
+    if max_bytes is not None and len(raw) > max_bytes:
+        ours.append(("dlq.truncated-from", str(len(raw)).encode()))
+        raw = raw[:max_bytes]
     kept = [(k, v) for k, v in headers if not k.startswith(HEADER_PREFIX)]
     return raw, kept + ours

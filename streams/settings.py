@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     topic_prefix: str = ""
     topic_partitions: int = Field(4, ge=1)
     consumer_group: str = "interest-stream"
+    # How long the group waits for a silent worker before its partitions move on.
+    kafka_session_timeout_s: float = Field(60.0, gt=0)
 
     # Qdrant: a URL means a server; without one, the embedded store under data_dir.
     qdrant_url: str | None = None

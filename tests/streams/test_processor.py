@@ -150,3 +150,9 @@ def test_dead_letter_keeps_bytes_and_headers_and_names_the_error() -> None:
 def test_the_shipped_concept_vocabulary_is_the_movielens_genres() -> None:
     labels = load_concepts(None)
     assert "Comedy" in labels and "Sci-Fi" in labels and len(labels) == 19
+
+
+def test_an_oversized_dead_letter_is_cut_and_says_its_original_size() -> None:
+    value, headers = dead_letter(b"x" * 100, [], "reviews", 0, 1, InvalidJson("x"), max_bytes=10)
+    assert value == b"x" * 10
+    assert dict(headers)["dlq.truncated-from"] == b"100"

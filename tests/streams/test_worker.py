@@ -1,0 +1,184 @@
+"""The worker end to end: real broker, real (tiny) ONNX model, embedded Qdrant.
+
+The embedded Qdrant is a folder that one process at a time may open, so each test stops the
+worker before reading what it wrote.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from encoder.model import load_model
+from streams.settings import Settings
+from streams.store import QdrantStore
+from streams.topics import ensure_topics
+from tests.streams.kafka_helpers import WorkerProcess, produce, read_topic, wait_committed
+
+pytestmark = pytest.mark.kafka
+HALF = {"short": 86_400.0, "long": 30 * 86_400.0}
+T0 = 1_600_000_000.0
+
+
+@pytest.fixture
+def pipeline(kafka_broker, tiny_model_dir: Path, tmp_path: Path):
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    env = os.environ | {
+        "INTEREST_KAFKA_BOOTSTRAP": kafka_broker.bootstrap,
+        "INTEREST_MODEL_DIR": str(tiny_model_dir),
+        "INTEREST_DATA_DIR": str(tmp_path / "data"),
+        "INTEREST_TOPIC_PREFIX": prefix,
+        "INTEREST_CONSUMER_GROUP": f"g-{prefix}",
+        "INTEREST_WINDOW_MS": "100",
+        "INTEREST_ITEM_WAIT_MS": "200",
+        "INTEREST_ENCODER_PROVIDER": "cpu",
+        "INTEREST_KAFKA_SESSION_TIMEOUT_S": "10",  # the killed worker's partitions move sooner
+    }
+    ensure_topics(Settings(kafka_bootstrap=kafka_broker.bootstrap, topic_prefix=prefix))
+    worker = WorkerProcess(env, tmp_path / "worker.log")
+    yield prefix, worker, kafka_broker.bootstrap, tmp_path / "data" / "qdrant"
+    worker.stop()
+
+
+def load_items(bootstrap: str, prefix: str, n: int) -> None:
+    """Items first, and processed, so that no click waits for its item."""
+    produce(bootstrap, item_records(prefix, n))
+    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}items"])
+
+
+def item_records(prefix: str, n: int):
+    return [
+        (f"{prefix}items", {"item_id": i, "text": f"Movie number {i} (1995)"}, str(i).encode())
+        for i in range(n)
+    ]
+
+
+def click(prefix: str, event_id: str, user: str, item: int, ts: float):
+    return (
+        f"{prefix}clicks",
+        {"event_id": event_id, "user_id": user, "item_id": item, "ts": ts},
+        user.encode(),
+    )
+
+
+def oracle(events, item_vecs, half_life: float) -> np.ndarray:
+    lam = math.log(2) / half_life
+    now = max(ts for _, ts in events)
+    s = sum(math.exp(-lam * (now - ts)) * item_vecs[str(i)].astype(np.float64) for i, ts in events)
+    return s / np.linalg.norm(s)
+
+
+def check_oracle(qdrant: Path, clicks: dict[str, list[tuple[int, float]]]) -> None:
+    store = QdrantStore.connect(path=qdrant)
+    try:
+        version = store.serving()
+        item_vecs = store.item_vectors(version, [str(i) for i in range(10)])
+        for user, events in clicks.items():
+            point = store.user(user)
+            assert point is not None, user
+            assert point.payload["event_count"] == len(events)
+            for name, h in HALF.items():
+                np.testing.assert_allclose(
+                    point.vector[name], oracle(events, item_vecs, h), atol=1e-4
+                )
+    finally:
+        store.close()
+
+
+def test_events_in_user_vectors_out_equal_the_oracle(pipeline) -> None:
+    prefix, worker, bootstrap, qdrant = pipeline
+    worker.start()
+    load_items(bootstrap, prefix, 10)
+    rng = np.random.default_rng(0)
+    clicks: dict[str, list[tuple[int, float]]] = {"u1": [], "u2": []}
+    records = []
+    for k in range(40):
+        user = f"u{k % 2 + 1}"
+        item, ts = int(rng.integers(10)), T0 + float(rng.uniform(0, 5 * 86_400))  # unordered
+        clicks[user].append((item, ts))
+        records.append(click(prefix, f"e{k}", user, item, ts))
+    produce(bootstrap, records + records[:7])  # and 7 duplicates
+    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}items", f"{prefix}clicks"])
+    worker.stop()
+    check_oracle(qdrant, clicks)
+
+
+BAD = [
+    b"{not json",
+    b"\xff\xfe invalid utf-8",
+    b'{"event_id": "b1", "user_id": "u9", "ts": 1600000000}',  # no item_id
+    b'{"event_id": "b2", "user_id": ["u9"], "item_id": 1, "ts": 1600000000}',
+    b'{"event_id": "b3", "user_id": "u9", "item_id": 1, "ts": NaN}',
+    b'{"event_id": "b4", "user_id": "u9", "item_id": 1, "ts": 1e300}',
+    b'{"event_id": "b5", "user_id": "u9", "item_id": 1, "ts": 1600000000, "type": "buy"}',
+]
+
+
+def test_bad_records_go_to_the_dlq_and_the_partition_keeps_moving(pipeline) -> None:
+    prefix, worker, bootstrap, qdrant = pipeline
+    worker.start()
+    load_items(bootstrap, prefix, 3)
+    big = (
+        b'{"event_id": "b6", "user_id": "u9", "item_id": 1, "ts": 1600000000, "text": "'
+        + b"x" * 10_000_000
+        + b'"}'
+    )
+    bad = [(f"{prefix}clicks", raw, b"u9") for raw in BAD] + [(f"{prefix}reviews", big, b"u9")]
+    good = [click(prefix, "g1", "u9", 1, T0), click(prefix, "g2", "u9", 2, T0 + 60)]
+    produce(bootstrap, bad + good)  # same key, so the same partition: good ones come after
+    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks", f"{prefix}reviews"])
+    letters = read_topic(bootstrap, f"{prefix}dlq", len(bad))
+    worker.stop()
+
+    assert len(letters) == len(bad)
+    by_value = {m.value: dict(m.headers) for m in letters}
+    for _, raw, _ in bad:
+        headers = by_value[raw]  # the original bytes, unchanged
+        assert headers["dlq.source-topic"].startswith(prefix.encode())
+        assert int(headers["dlq.source-offset"]) >= 0
+        assert headers["dlq.error-type"] and headers["dlq.error-message"]
+    types = sorted(h["dlq.error-type"].decode() for h in by_value.values())
+    assert types == sorted(
+        [
+            "InvalidJson",
+            "InvalidUtf8",
+            "MissingField",
+            "WrongType",
+            "InvalidJson",
+            "InvalidTimestamp",
+            "UnknownEventType",
+            "TextTooLong",
+        ]
+    )
+    check_oracle(qdrant, {"u9": [(1, T0), (2, T0 + 60)]})
+
+
+def test_a_killed_worker_recovers_its_state_and_counts_nothing_twice(pipeline) -> None:
+    prefix, worker, bootstrap, qdrant = pipeline
+    worker.start()
+    load_items(bootstrap, prefix, 10)
+    clicks: dict[str, list[tuple[int, float]]] = {f"u{n}": [] for n in range(4)}
+    records = []
+    for k in range(200):
+        user = f"u{k % 4}"
+        item, ts = k % 10, T0 + k * 600.0
+        clicks[user].append((item, ts))
+        records.append(click(prefix, f"e{k}", user, item, ts))
+    produce(bootstrap, records[:100])
+    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}items", f"{prefix}clicks"])
+    produce(bootstrap, records[100:])
+    worker.stop(signal.SIGKILL)  # mid-stream: no goodbye, no final commit
+    worker.start()
+    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks"], timeout=120)
+    worker.stop()
+    check_oracle(qdrant, clicks)
+
+
+def test_tiny_model_loads(tiny_model_dir: Path) -> None:
+    assert load_model(tiny_model_dir).dimension == 32
