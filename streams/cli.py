@@ -41,8 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _is_ours(exc: BaseException) -> bool:
     from streams.broker import BrokerError
+    from streams.errors import StreamError
 
-    if isinstance(exc, (EncoderError, BrokerError)):
+    if isinstance(exc, (EncoderError, BrokerError, StreamError)):
         return True
     try:
         from export.errors import ExportError
@@ -144,10 +145,84 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("--port", type=int, default=9092)
     kafka.add_argument("--json", action="store_true")
     kafka.set_defaults(func=cmd_kafka)
+    replay = sub.add_parser("replay", help="publish a dataset as events (MovieLens)")
+    replay.add_argument("--dataset", choices=["movielens"], default="movielens")
+    replay.add_argument("--path", type=Path, required=True, help="the dataset folder")
+    replay.add_argument("--rate", default="max", help="events per second, or 'max'")
+    replay.add_argument("--limit", type=int, default=None, help="first N events only")
+    replay.add_argument("--json", action="store_true")
+    replay.set_defaults(func=cmd_replay)
+
+    rec = sub.add_parser("recommend", help="the nearest items for a user (through the aliases)")
+    rec.add_argument("user_id")
+    rec.add_argument("-k", type=int, default=10)
+    rec.add_argument("--json", action="store_true")
+    rec.set_defaults(func=cmd_recommend)
+
     worker = sub.add_parser("worker", help="run the Faust agents (settings from INTEREST_*)")
     worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning"])
     worker.set_defaults(func=cmd_worker)
     return parser
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from streams.replay import replay_movielens
+    from streams.settings import Settings
+    from streams.topics import ensure_topics
+
+    rate = None if args.rate == "max" else float(args.rate)
+    if rate is not None and rate <= 0:
+        raise SystemExit("interest-stream: error: --rate must be positive or 'max'")
+    settings = Settings()
+    ensure_topics(settings)
+    stats = replay_movielens(args.path, settings, rate=rate, limit=args.limit)
+    if args.json:
+        _print_json(stats)
+    else:
+        for part, s in stats.items():
+            print(
+                f"{part:<7} {s['records']} records in {s['seconds']} s "
+                f"({s['records_per_s']}/s) {s['by_topic']}"
+            )
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from streams.settings import Settings
+    from streams.store import QdrantStore
+
+    settings = Settings()
+    key = settings.qdrant_api_key
+    store = QdrantStore.connect(
+        settings.qdrant_url, key.get_secret_value() if key else None, settings.qdrant_location
+    )
+    try:
+        user = store.user(args.user_id)
+        if user is None:
+            print(f"interest-stream: error: no user {args.user_id!r} in Qdrant", file=sys.stderr)
+            return 2
+        seen = user.payload.get("recent_items", [])
+        points = store.recommend(args.user_id, k=args.k, exclude=seen)
+    finally:
+        store.close()
+    rows = [
+        {
+            "item_id": p.payload["item_id"],
+            "score": round(p.score, 4),
+            "text": p.payload.get("text", ""),
+        }
+        for p in points
+    ]
+    if args.json:
+        _print_json(
+            {"user_id": args.user_id, "concepts": user.payload.get("concepts", []), "items": rows}
+        )
+    else:
+        concepts = ", ".join(f"{c['label']} {c['p']:.2f}" for c in user.payload["concepts"])
+        print(f"user {args.user_id} ({user.payload['event_count']} events; {concepts})")
+        for r in rows:
+            print(f"  {r['score']:.3f}  {r['item_id']:>7}  {r['text']}")
+    return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

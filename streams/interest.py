@@ -38,6 +38,8 @@ class InterestState:
     updated_at: float = 0.0  # latest event time folded in
     seen: deque[str] = dataclasses.field(default_factory=deque)
     dedupe_window: int = 1024
+    recent_items: deque[str] = dataclasses.field(default_factory=deque)  # newest last
+    history_items: int = 200
 
     @classmethod
     def empty(
@@ -50,13 +52,26 @@ class InterestState:
             dedupe_window=dedupe_window,
         )
 
-    def fold(self, event_id: str, ts: float, weight: float, vector: np.ndarray) -> bool:
+    def fold(
+        self,
+        event_id: str,
+        ts: float,
+        weight: float,
+        vector: np.ndarray,
+        item_id: str | None = None,
+    ) -> bool:
         """Add one event; False (and no change) when its event_id was seen already."""
         if event_id in self.seen:
             return False
         self.seen.append(event_id)
         while len(self.seen) > self.dedupe_window:
             self.seen.popleft()
+        if item_id is not None:
+            if item_id in self.recent_items:
+                self.recent_items.remove(item_id)
+            self.recent_items.append(item_id)
+            while len(self.recent_items) > self.history_items:
+                self.recent_items.popleft()
         if self.landmark is None:
             self.landmark = ts
         fastest = max(LN2 / h for h in self.half_lives.values())
@@ -92,6 +107,8 @@ class InterestState:
             "updated_at": self.updated_at,
             "seen": list(self.seen),
             "dedupe_window": self.dedupe_window,
+            "recent_items": list(self.recent_items),
+            "history_items": self.history_items,
         }
 
     @classmethod
@@ -104,6 +121,8 @@ class InterestState:
             updated_at=float(data["updated_at"]),
             seen=deque(data["seen"]),
             dedupe_window=int(data["dedupe_window"]),
+            recent_items=deque(data.get("recent_items", ())),
+            history_items=int(data.get("history_items", 200)),
         )
 
 

@@ -153,7 +153,7 @@ class EventProcessor:
                 self.config.rating_center,
                 self.config.rating_scale,
             )
-            if state.fold(e.event_id, e.ts, weight, vec):
+            if state.fold(e.event_id, e.ts, weight, vec, e.item_id):
                 changed[e.user_id] = state
             else:
                 out.duplicates += 1
@@ -168,7 +168,14 @@ class EventProcessor:
                 self.config.concepts_top,
             )
             points.append(
-                UserPoint(user_id, directions, state.updated_at, state.event_count, concepts)
+                UserPoint(
+                    user_id,
+                    directions,
+                    state.updated_at,
+                    state.event_count,
+                    concepts,
+                    list(state.recent_items),
+                )
             )
         out.written = await asyncio.to_thread(self.store.upsert_users, version, points)
         for user_id, state in changed.items():  # after Qdrant acknowledged

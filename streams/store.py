@@ -49,6 +49,7 @@ class UserPoint:
     updated_at: float
     event_count: int
     concepts: list[tuple[str, float]]
+    recent_items: list[str] = dataclasses.field(default_factory=list)  # newest last, bounded
 
 
 class QdrantStore:
@@ -175,6 +176,7 @@ class QdrantStore:
                     "event_count": u.event_count,
                     "model_version": version,
                     "concepts": [{"label": c, "p": p} for c, p in u.concepts],
+                    "recent_items": u.recent_items,
                 },
             )
             for u in fresh

@@ -83,6 +83,7 @@ def test_user_vectors_equal_the_oracle_with_out_of_order_and_duplicate_events() 
         assert point.payload["model_version"] == "fake-a"
         assert len(point.payload["concepts"]) == 2
         assert states["u1"]["event_count"] == 6
+        assert point.payload["recent_items"] == ["4", "1", "3", "2", "0"]  # seen last, last
 
     asyncio.run(with_processor(body))
 

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.errors import StreamError
+from streams.replay import movielens_events, movielens_items
+
+
+@pytest.fixture
+def tiny_movielens(tmp_path: Path) -> Path:
+    (tmp_path / "movies.csv").write_text(
+        'movieId,title,genres\n1,Toy Story (1995),Adventure|Comedy\n2,"Heat, The (1995)",'
+        "(no genres listed)\n"
+    )
+    (tmp_path / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n1,2,3.0,200\n1,1,4.5,100\n2,1,4.0,100\n"
+    )
+    (tmp_path / "tags.csv").write_text("userId,movieId,tag,timestamp\n1,1,funny,150\n")
+    return tmp_path
+
+
+def test_items_carry_title_and_genres(tiny_movielens: Path) -> None:
+    items = {r.key: r.value["text"] for r in movielens_items(tiny_movielens)}
+    assert items == {"1": "Toy Story (1995). Genres: Adventure, Comedy", "2": "Heat, The (1995)"}
+
+
+def test_events_are_mapped_and_in_time_order(tiny_movielens: Path) -> None:
+    events = movielens_events(tiny_movielens)
+    assert [(r.topic, r.value["user_id"], r.ts) for r in events] == [
+        ("clicks", "1", 100.0),  # ties: by user, then item
+        ("clicks", "2", 100.0),
+        ("reviews", "1", 150.0),
+        ("views", "1", 200.0),
+    ]
+    assert events[0].value["rating"] == 4.5 and events[2].value["text"] == "funny"
+    assert len({r.value["event_id"] for r in events}) == 4
+
+
+def test_a_folder_without_the_files_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StreamError, match=r"movies\.csv not found"):
+        list(movielens_items(tmp_path))
+    (tmp_path / "movies.csv").write_text("id,name\n1,x\n")
+    with pytest.raises(StreamError, match="missing columns"):
+        list(movielens_items(tmp_path))
