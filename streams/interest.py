@@ -41,6 +41,9 @@ class InterestState:
     recent_items: deque[str] = dataclasses.field(default_factory=deque)  # newest last
     history_items: int = 200
 
+    def __post_init__(self) -> None:
+        self._seen_set = set(self.seen)  # O(1) membership; the deque keeps the order
+
     @classmethod
     def empty(
         cls, dimension: int, half_lives: Mapping[str, float], dedupe_window: int = 1024
@@ -61,11 +64,12 @@ class InterestState:
         item_id: str | None = None,
     ) -> bool:
         """Add one event; False (and no change) when its event_id was seen already."""
-        if event_id in self.seen:
+        if event_id in self._seen_set:
             return False
         self.seen.append(event_id)
+        self._seen_set.add(event_id)
         while len(self.seen) > self.dedupe_window:
-            self.seen.popleft()
+            self._seen_set.discard(self.seen.popleft())
         if item_id is not None:
             if item_id in self.recent_items:
                 self.recent_items.remove(item_id)
