@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -33,6 +34,7 @@ from streams.deadletter import dead_letter
 from streams.processor import EventProcessor, ProcessorConfig, RawRecord, load_concepts
 from streams.records import Limits
 from streams.settings import Settings
+from streams.stats import WorkerStats
 from streams.store import QdrantStore
 
 log = logging.getLogger(__name__)
@@ -128,6 +130,8 @@ def build_app(settings: Settings) -> faust.App:
     )
     kinds = {settings.topic(t): t for t in (*EVENT_TOPICS, "items")}
     holder: dict[str, EventProcessor] = {}
+    stats = WorkerStats()
+    app.stats = stats  # type: ignore[attr-defined]
 
     async def processor() -> EventProcessor:
         if "p" not in holder:
@@ -172,11 +176,13 @@ def build_app(settings: Settings) -> faust.App:
                 try:
                     p = await processor()
                     outcome = await getattr(p, work)(records)
+                    acked_s = time.time()
                     break
                 except Exception as exc:  # transient: retry, never dead-letter
                     log.warning("%s window failed (%s); retrying in %.1f s", work, exc, backoff)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF_S)
+            stats.window(work, [int(e.message.timestamp * 1000) for e in events], acked_s, outcome)
             for rec, error in outcome.dead:
                 value, headers = dead_letter(
                     rec.value,
@@ -210,5 +216,12 @@ def build_app(settings: Settings) -> faust.App:
     @app.agent(events_topic, name="events")
     async def user_events(stream: Any) -> None:
         await run_windows(stream, "events")
+
+    if settings.stats_file is not None:
+        stats_file = settings.stats_file
+
+        @app.timer(1.0)
+        async def dump_stats() -> None:
+            await asyncio.to_thread(stats.dump, stats_file)
 
     return app

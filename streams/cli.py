@@ -134,6 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     enc.add_argument("--json", action="store_true")
     enc.set_defaults(func=cmd_bench_encoder)
+    e2e = bench_sub.add_parser("e2e", help="broker + worker + producer: events/s and freshness")
+    e2e.add_argument("--events", type=int, default=100_000, help="throughput phase events")
+    e2e.add_argument("--rate", type=float, default=1000.0, help="freshness phase events/s")
+    e2e.add_argument("--seconds", type=float, default=20.0, help="freshness phase length")
+    e2e.add_argument("--items", type=int, default=500)
+    e2e.add_argument("--users", type=int, default=5000)
+    e2e.add_argument("--json", action="store_true")
+    e2e.set_defaults(func=cmd_bench_e2e)
     kafka = sub.add_parser("kafka", help="the local single-node Kafka broker (KRaft)")
     kafka.add_argument("action", choices=["start", "stop", "status"])
     kafka.add_argument(
@@ -309,6 +317,27 @@ def cmd_bench_encoder(args: argparse.Namespace) -> int:
         batch_sizes=sizes,
         latency_load=args.latency_load,
         baseline=baseline,
+    )
+    if args.json:
+        _print_json(result)
+    else:
+        width = max(len(k) for k in result)
+        for k, v in result.items():
+            print(f"{k:<{width}}  {v}")
+    return 0
+
+
+def cmd_bench_e2e(args: argparse.Namespace) -> int:
+    from streams.bench_e2e import run_e2e
+    from streams.settings import Settings
+
+    result = run_e2e(
+        Settings(),
+        events=args.events,
+        rate=args.rate,
+        seconds=args.seconds,
+        items=args.items,
+        users=args.users,
     )
     if args.json:
         _print_json(result)

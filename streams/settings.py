@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     encoder_max_pending: int = Field(8192, ge=1)
     encoder_provider: Literal["auto", "cuda", "cpu"] = "auto"
 
+    # Where the worker writes its counters and freshness samples each second (benchmarks)
+    stats_file: Path | None = None
+
     # Records
     max_text_bytes: int = Field(64 * 1024, ge=1)
     min_ts: float = 631_152_000.0  # 1990-01-01: older timestamps are errors, not history

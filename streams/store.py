@@ -60,9 +60,11 @@ class QdrantStore:
     def connect(
         cls, url: str | None = None, api_key: str | None = None, path: Path | None = None
     ) -> QdrantStore:
+        """A server at ``url``; else the embedded store on disk at ``path``, or in memory
+        when ``path`` is None or ":memory:" (nothing persists: for tests and benchmarks)."""
         if url:
             return cls(QdrantClient(url=url, api_key=api_key))
-        if path is None:
+        if path is None or str(path) == ":memory:":
             return cls(QdrantClient(location=":memory:"))
         path.mkdir(parents=True, exist_ok=True)
         return cls(QdrantClient(path=str(path)))

@@ -1,0 +1,219 @@
+"""``interest-stream bench e2e``: broker, worker and producer on one machine, measured.
+
+One run, two phases, against the local broker and a worker subprocess (its own topics,
+consumer group and embedded Qdrant in a temporary folder):
+
+1. throughput: ``events`` click/view events (no text) produced as fast as the broker takes
+   them; ``events_per_s`` = events / (first send -> the group has committed every one),
+   i.e. sustained processing including the Qdrant writes;
+2. freshness: events at ``rate`` per second for ``seconds`` with 10% reviews (texts to
+   encode); freshness = Qdrant acknowledged the user's write - the event's produce time
+   (Kafka record timestamp), recorded by the worker for every event.
+
+Items (``items``, synthetic titles) are loaded and processed before either phase.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from tqdm import tqdm
+
+from streams.settings import Settings
+from streams.topics import ensure_topics
+
+WORDS = [
+    "great",
+    "fun",
+    "slow",
+    "brilliant",
+    "boring",
+    "dark",
+    "funny",
+    "moving",
+    "clever",
+    "long",
+    "quiet",
+    "loud",
+]
+
+
+def run_e2e(
+    settings: Settings,
+    *,
+    events: int = 100_000,
+    rate: float = 1000.0,
+    seconds: float = 20.0,
+    items: int = 500,
+    users: int = 5000,
+    progress: bool = True,
+) -> dict[str, Any]:
+    tag = f"bench{int(time.time())}"
+    prefix = f"{tag}."
+    run = Settings(**(settings.model_dump() | {"topic_prefix": prefix, "consumer_group": tag}))
+    ensure_topics(run)
+    workdir = Path(tempfile.mkdtemp(prefix="interest-bench-"))
+    stats_file = workdir / "stats.json"
+    env = os.environ | {
+        "INTEREST_KAFKA_BOOTSTRAP": run.kafka_bootstrap,
+        "INTEREST_TOPIC_PREFIX": prefix,
+        "INTEREST_CONSUMER_GROUP": tag,
+        "INTEREST_DATA_DIR": str(workdir / "data"),
+        "INTEREST_MODEL_DIR": str(settings.models_root.absolute()),
+        "INTEREST_STATS_FILE": str(stats_file),
+    }
+    if settings.qdrant_path is not None:
+        env["INTEREST_QDRANT_PATH"] = str(settings.qdrant_path)
+    log = (workdir / "worker.log").open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    rng = random.Random(3)
+    say = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
+    try:
+        say(f"[1/3] loading {items} items (worker log: {workdir / 'worker.log'})")
+        item_recs = [
+            (
+                f"{prefix}items",
+                str(i),
+                {
+                    "item_id": i,
+                    "text": f"Movie {i}: " + " ".join(rng.choice(WORDS) for _ in range(6)),
+                },
+            )
+            for i in range(items)
+        ]
+        asyncio.run(_produce(run, item_recs, None, False))
+        _wait(run, tag, [f"{prefix}items"], timeout=600)
+
+        say(f"[2/3] throughput: {events} click/view events at max rate")
+        t0 = time.time()
+        recs = [_event(prefix, n, rng, users, items, review=False) for n in range(events)]
+        asyncio.run(_produce(run, recs, None, progress))
+        _wait(run, tag, [f"{prefix}clicks", f"{prefix}views"], timeout=1800)
+        events_per_s = events / (time.time() - t0)
+
+        n_fresh = int(rate * seconds)
+        say(f"[3/3] freshness: {n_fresh} events at {rate:.0f}/s with 10% reviews")
+        start_ms = time.time() * 1000
+        recs = [
+            _event(prefix, events + n, rng, users, items, review=rng.random() < 0.1)
+            for n in range(n_fresh)
+        ]
+        asyncio.run(_produce(run, recs, rate, progress))
+        _wait(run, tag, [f"{prefix}clicks", f"{prefix}views", f"{prefix}reviews"], timeout=600)
+        time.sleep(1.5)  # the worker dumps its stats every second
+        stats = orjson.loads(stats_file.read_bytes())
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+        log.close()
+    fresh = np.asarray([f for p, f in stats["freshness"] if p >= start_ms])
+    counts = stats["counts"]
+    return {
+        "events": events,
+        "events_per_s": round(events_per_s, 1),
+        "freshness_events": len(fresh),
+        "freshness_rate": rate,
+        "freshness_p50_ms": round(float(np.percentile(fresh, 50)), 1) if len(fresh) else None,
+        "freshness_p99_ms": round(float(np.percentile(fresh, 99)), 1) if len(fresh) else None,
+        "encoded_texts": counts.get("encoded_texts", 0),
+        "dlq": counts.get("dlq", 0),
+        "backend": _backend(settings),
+        "users": users,
+        "items": items,
+    }
+
+
+def _backend(settings: Settings) -> str:
+    if settings.qdrant_url:
+        return "qdrant-server"
+    return "qdrant-local-memory" if str(settings.qdrant_path) == ":memory:" else "qdrant-local-disk"
+
+
+def _event(prefix: str, n: int, rng: random.Random, users: int, items: int, review: bool):
+    user = str(rng.randrange(users))
+    value: dict[str, Any] = {
+        "event_id": f"b{n}",
+        "user_id": user,
+        "item_id": rng.randrange(items),
+        "ts": time.time(),
+    }
+    if review:
+        value["text"] = f"{n} " + " ".join(rng.choice(WORDS) for _ in range(12))
+        return (f"{prefix}reviews", user, value)
+    return (f"{prefix}{'clicks' if rng.random() < 0.5 else 'views'}", user, value)
+
+
+async def _produce(settings: Settings, recs: list, rate: float | None, progress: bool) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, linger_ms=5, max_batch_size=256 * 1024
+    )
+    await producer.start()
+    started = time.perf_counter()
+    futures = []
+    try:
+        for n, (topic, key, value) in enumerate(
+            tqdm(recs, disable=not progress, file=sys.stderr, unit="ev", desc="produce")
+        ):
+            if rate:
+                ahead = n / rate - (time.perf_counter() - started)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+                value = value | {"ts": time.time()}
+            futures.append(await producer.send(topic, orjson.dumps(value), key=key.encode()))
+            if len(futures) >= 10_000:
+                await asyncio.gather(*futures)
+                futures.clear()
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def _wait(settings: Settings, group: str, topics: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if asyncio.run(_lag(settings, group, topics)) == 0:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"the worker did not catch up within {timeout:.0f} s")
+
+
+async def _lag(settings: Settings, group: str, topics: list[str]) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await consumer.start()
+    await admin.start()
+    try:
+        await consumer._client.force_metadata_update()  # topics made after start
+        parts = [
+            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+        ]
+        if not parts:
+            return -1
+        ends = await consumer.end_offsets(parts)
+        done = await admin.list_consumer_group_offsets(group)
+        return sum(max(0, ends[tp] - (done[tp].offset if tp in done else 0)) for tp in parts)
+    finally:
+        await consumer.stop()
+        await admin.close()
