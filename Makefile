@@ -32,6 +32,14 @@ lint: ## ruff (lint + format check) and mypy
 model: ## export the default model (fp32) into $(MODELS)
 	$(VENV)/bin/interest-stream export --out $(MODELS)
 
+.PHONY: demo
+demo: ## set up, export, start Kafka and a worker, replay MovieLens, recommend, stop
+	bash scripts/demo.sh
+
+.PHONY: bench-e2e
+bench-e2e: ## broker + worker + producer: sustained events/s and freshness
+	$(VENV)/bin/interest-stream bench e2e
+
 .PHONY: bench-encoder
 bench-encoder: ## raw ONNX Runtime vs the runtime encoder, on the current model
 	$(VENV)/bin/interest-stream bench encoder --model $(MODELS)

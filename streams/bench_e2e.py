@@ -28,12 +28,11 @@ from typing import Any
 
 import numpy as np
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
 from streams.settings import Settings
-from streams.topics import ensure_topics
+from streams.topics import ensure_topics, wait_caught_up
 
 WORDS = [
     "great",
@@ -101,13 +100,13 @@ def run_e2e(
             for i in range(items)
         ]
         asyncio.run(_produce(run, item_recs, None, False))
-        _wait(run, tag, [f"{prefix}items"], timeout=600)
+        wait_caught_up(run, tag, [f"{prefix}items"], timeout=600)
 
         say(f"[2/3] throughput: {events} click/view events at max rate")
         t0 = time.time()
         recs = [_event(prefix, n, rng, users, items, review=False) for n in range(events)]
         asyncio.run(_produce(run, recs, None, progress))
-        _wait(run, tag, [f"{prefix}clicks", f"{prefix}views"], timeout=1800)
+        wait_caught_up(run, tag, [f"{prefix}clicks", f"{prefix}views"], timeout=1800)
         events_per_s = events / (time.time() - t0)
 
         n_fresh = int(rate * seconds)
@@ -118,7 +117,9 @@ def run_e2e(
             for n in range(n_fresh)
         ]
         asyncio.run(_produce(run, recs, rate, progress))
-        _wait(run, tag, [f"{prefix}clicks", f"{prefix}views", f"{prefix}reviews"], timeout=600)
+        wait_caught_up(
+            run, tag, [f"{prefix}clicks", f"{prefix}views", f"{prefix}reviews"], timeout=600
+        )
         time.sleep(1.5)  # the worker dumps its stats every second
         stats = orjson.loads(stats_file.read_bytes())
     finally:
@@ -188,32 +189,3 @@ async def _produce(settings: Settings, recs: list, rate: float | None, progress:
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
-
-
-def _wait(settings: Settings, group: str, topics: list[str], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if asyncio.run(_lag(settings, group, topics)) == 0:
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"the worker did not catch up within {timeout:.0f} s")
-
-
-async def _lag(settings: Settings, group: str, topics: list[str]) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await consumer.start()
-    await admin.start()
-    try:
-        await consumer._client.force_metadata_update()  # topics made after start
-        parts = [
-            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
-        ]
-        if not parts:
-            return -1
-        ends = await consumer.end_offsets(parts)
-        done = await admin.list_consumer_group_offsets(group)
-        return sum(max(0, ends[tp] - (done[tp].offset if tp in done else 0)) for tp in parts)
-    finally:
-        await consumer.stop()
-        await admin.close()

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -62,3 +64,40 @@ def kafka_security(settings: Settings) -> dict[str, object]:
             "sasl_plain_password": password.get_secret_value() if password else None,
         }
     return options
+
+
+def wait_caught_up(settings: Settings, group: str, topics: list[str], timeout: float) -> None:
+    """Block until ``group`` has committed every record of ``topics`` (full names)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if asyncio.run(_lag(settings, group, topics)) == 0:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"group {group} did not catch up within {timeout:.0f} s")
+
+
+async def _lag(settings: Settings, group: str, topics: list[str]) -> int:
+    """Records not yet committed by ``group``; -1 while the topics are unknown."""
+    security = kafka_security(settings)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, **security)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **security)
+    await consumer.start()
+    await admin.start()
+    try:
+        await consumer._client.force_metadata_update()  # see topics made after start
+        parts = [
+            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+        ]
+        if not parts:
+            return -1
+        ends = await consumer.end_offsets(parts)
+        done = await admin.list_consumer_group_offsets(group)
+        return sum(max(0, ends[tp] - (done[tp].offset if tp in done else 0)) for tp in parts)
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+if __name__ == "__main__":
+    created = ensure_topics(Settings())
+    print("created", created or "nothing (all topics exist)")

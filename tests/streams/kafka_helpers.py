@@ -12,8 +12,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams.settings import Settings
+from streams.topics import wait_caught_up
 
 
 def produce(bootstrap: str, records: Iterable[tuple[str, bytes | dict, bytes]]) -> None:
@@ -37,43 +39,7 @@ def produce(bootstrap: str, records: Iterable[tuple[str, bytes | dict, bytes]]) 
 
 def wait_committed(bootstrap: str, group: str, topics: list[str], timeout: float = 90) -> None:
     """Block until the group has committed every record of ``topics``."""
-
-    async def lagging() -> int:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await consumer.start()
-        await admin.start()
-        try:
-            parts = [
-                TopicPartition(t, p)
-                for t in topics
-                for p in (consumer.partitions_for_topic(t) or await _parts(consumer, t))
-            ]
-            if not parts:
-                return -1  # the topics are not there yet
-            ends = await consumer.end_offsets(parts)
-            committed = await admin.list_consumer_group_offsets(group)
-            return sum(
-                max(0, ends[tp] - (committed[tp].offset if tp in committed else 0)) for tp in parts
-            )
-        finally:
-            await consumer.stop()
-            await admin.close()
-
-    deadline = time.monotonic() + timeout
-    left = -1
-    while time.monotonic() < deadline:
-        left = asyncio.run(lagging())
-        if left == 0:
-            return
-        # left < 0: topics unknown yet; left > 0: records still to commit
-        time.sleep(1)
-    raise TimeoutError(f"group {group} still has {left} records to commit")
-
-
-async def _parts(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()  # metadata of new topics
-    return consumer.partitions_for_topic(topic) or set()
+    wait_caught_up(Settings(kafka_bootstrap=bootstrap), group, topics, timeout)
 
 
 def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30) -> list:
