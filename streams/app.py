@@ -183,6 +183,15 @@ def build_app(settings: Settings) -> faust.App:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF_S)
             stats.window(work, [int(e.message.timestamp * 1000) for e in events], acked_s, outcome)
+            log.debug(
+                "%s window: %d records, %d written, %d dead, %d duplicates, %d unknown",
+                work,
+                len(records),
+                outcome.written,
+                len(outcome.dead),
+                outcome.duplicates,
+                outcome.unknown_items,
+            )
             for rec, error in outcome.dead:
                 value, headers = dead_letter(
                     rec.value,
