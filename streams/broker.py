@@ -65,7 +65,7 @@ class LocalBroker:
         if _port_open(self.port):
             raise BrokerError(
                 f"port {self.port} is taken by another process; stop it or pick another "
-                "port (INTEREST_KAFKA_PORT)"
+                "port (--port)"
             )
         argv = [
             java,
