@@ -318,12 +318,7 @@ def cmd_bench_encoder(args: argparse.Namespace) -> int:
         latency_load=args.latency_load,
         baseline=baseline,
     )
-    if args.json:
-        _print_json(result)
-    else:
-        width = max(len(k) for k in result)
-        for k, v in result.items():
-            print(f"{k:<{width}}  {v}")
+    _print_figures(result, args.json)
     return 0
 
 
@@ -339,13 +334,18 @@ def cmd_bench_e2e(args: argparse.Namespace) -> int:
         items=args.items,
         users=args.users,
     )
-    if args.json:
-        _print_json(result)
-    else:
-        width = max(len(k) for k in result)
-        for k, v in result.items():
-            print(f"{k:<{width}}  {v}")
+    _print_figures(result, args.json)
     return 0
+
+
+def _print_figures(result: dict[str, Any], as_json: bool) -> None:
+    """Benchmark figures: one JSON object, or one aligned ``key  value`` line each."""
+    if as_json:
+        _print_json(result)
+        return
+    width = max(len(k) for k in result)
+    for k, v in result.items():
+        print(f"{k:<{width}}  {v}")
 
 
 def _print_json(data: Any) -> None:
