@@ -22,8 +22,8 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Iterator, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from typing import Any, TypeVar
 
 import faust
 
@@ -31,7 +31,7 @@ from encoder.model import load_model
 from encoder.registry import resolve_model_dir
 from encoder.service import Encoder
 from streams.deadletter import dead_letter
-from streams.processor import EventProcessor, ProcessorConfig, RawRecord, load_concepts
+from streams.processor import EventProcessor, Outcome, ProcessorConfig, RawRecord, load_concepts
 from streams.records import Limits
 from streams.settings import Settings
 from streams.stats import WorkerStats
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 EVENT_TOPICS = ("clicks", "views", "reviews")
 MAX_BACKOFF_S = 30.0
 MAX_RECORD_BYTES = 16 * 1024 * 1024
+T = TypeVar("T")
 
 
 class TableStates(MutableMapping[str, Any]):
@@ -131,7 +132,6 @@ def build_app(settings: Settings) -> faust.App:
     kinds = {settings.topic(t): t for t in (*EVENT_TOPICS, "items")}
     holder: dict[str, EventProcessor] = {}
     stats = WorkerStats()
-    app.stats = stats  # type: ignore[attr-defined]
 
     async def processor() -> EventProcessor:
         if "p" not in holder:
@@ -171,17 +171,8 @@ def build_app(settings: Settings) -> faust.App:
                 )
                 for e in events
             ]
-            backoff = 0.5
-            while True:
-                try:
-                    p = await processor()
-                    outcome = await getattr(p, work)(records)
-                    acked_s = time.time()
-                    break
-                except Exception as exc:  # transient: retry, never dead-letter
-                    log.warning("%s window failed (%s); retrying in %.1f s", work, exc, backoff)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+            outcome = await with_retry(functools.partial(process, work, records), f"{work} window")
+            acked_s = time.time()
             stats.window(work, [int(e.message.timestamp * 1000) for e in events], acked_s, outcome)
             log.debug(
                 "%s window: %d records, %d written, %d dead, %d duplicates, %d unknown",
@@ -202,19 +193,28 @@ def build_app(settings: Settings) -> faust.App:
                     error,
                     max_bytes=MAX_RECORD_BYTES - 64 * 1024,  # room for headers
                 )
-                send = functools.partial(dlq_topic.send, value=value, headers=headers)
-                await retry(send, "dead letter")
+                await with_retry(functools.partial(send_letter, value, headers), "dead letter")
             for event in events:
                 await stream.ack(event)
 
-    async def retry(send: Any, what: str) -> None:
+    async def process(work: str, records: list[RawRecord]) -> Outcome:
+        p = await processor()
+        outcome: Outcome = await getattr(p, work)(records)
+        return outcome
+
+    async def send_letter(value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        delivered = await dlq_topic.send(value=value, headers=headers)  # queued
+        await delivered  # acknowledged by the broker
+
+    async def with_retry(call: Callable[[], Awaitable[T]], what: str) -> T:
+        """Transient failures (Qdrant, the encoder or the broker away) are retried with
+        backoff, never dead-lettered; meanwhile the agent takes no more records."""
         backoff = 0.5
         while True:
             try:
-                await (await send())  # send() queues; its future resolves on the broker's ack
-                return
-            except Exception as exc:  # the broker is away: wait, never drop the letter
-                log.warning("sending %s failed (%s); retrying in %.1f s", what, exc, backoff)
+                return await call()
+            except Exception as exc:
+                log.warning("%s failed (%s); retrying in %.1f s", what, exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
