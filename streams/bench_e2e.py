@@ -28,9 +28,8 @@ from typing import Any
 
 import numpy as np
 import orjson
-from aiokafka import AIOKafkaProducer
-from tqdm import tqdm
 
+from streams.replay import Record, publish
 from streams.settings import Settings
 from streams.topics import ensure_topics, wait_caught_up
 
@@ -89,23 +88,24 @@ def run_e2e(
     try:
         say(f"[1/3] loading {items} items (worker log: {workdir / 'worker.log'})")
         item_recs = [
-            (
-                f"{prefix}items",
+            Record(
+                "items",
                 str(i),
                 {
                     "item_id": i,
                     "text": f"Movie {i}: " + " ".join(rng.choice(WORDS) for _ in range(6)),
                 },
+                0.0,
             )
             for i in range(items)
         ]
-        asyncio.run(_produce(run, item_recs, None, False))
+        asyncio.run(publish(item_recs, run, None, progress=False))
         wait_caught_up(run, tag, [f"{prefix}items"], timeout=600)
 
         say(f"[2/3] throughput: {events} click/view events at max rate")
         t0 = time.time()
-        recs = [_event(prefix, n, rng, users, items, review=False) for n in range(events)]
-        asyncio.run(_produce(run, recs, None, progress))
+        recs = [_event(n, rng, users, items, review=False) for n in range(events)]
+        asyncio.run(publish(recs, run, None, progress, desc="produce"))
         wait_caught_up(run, tag, [f"{prefix}clicks", f"{prefix}views"], timeout=1800)
         events_per_s = events / (time.time() - t0)
 
@@ -113,10 +113,9 @@ def run_e2e(
         say(f"[3/3] freshness: {n_fresh} events at {rate:.0f}/s with 10% reviews")
         start_ms = time.time() * 1000
         recs = [
-            _event(prefix, events + n, rng, users, items, review=rng.random() < 0.1)
-            for n in range(n_fresh)
+            _event(events + n, rng, users, items, review=rng.random() < 0.1) for n in range(n_fresh)
         ]
-        asyncio.run(_produce(run, recs, rate, progress))
+        asyncio.run(publish(recs, run, rate, progress, desc="produce"))
         wait_caught_up(
             run, tag, [f"{prefix}clicks", f"{prefix}views", f"{prefix}reviews"], timeout=600
         )
@@ -152,7 +151,7 @@ def _backend(settings: Settings) -> str:
     return "qdrant-local-memory" if str(settings.qdrant_path) == ":memory:" else "qdrant-local-disk"
 
 
-def _event(prefix: str, n: int, rng: random.Random, users: int, items: int, review: bool):
+def _event(n: int, rng: random.Random, users: int, items: int, review: bool) -> Record:
     user = str(rng.randrange(users))
     value: dict[str, Any] = {
         "event_id": f"b{n}",
@@ -162,30 +161,5 @@ def _event(prefix: str, n: int, rng: random.Random, users: int, items: int, revi
     }
     if review:
         value["text"] = f"{n} " + " ".join(rng.choice(WORDS) for _ in range(12))
-        return (f"{prefix}reviews", user, value)
-    return (f"{prefix}{'clicks' if rng.random() < 0.5 else 'views'}", user, value)
-
-
-async def _produce(settings: Settings, recs: list, rate: float | None, progress: bool) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, linger_ms=5, max_batch_size=256 * 1024
-    )
-    await producer.start()
-    started = time.perf_counter()
-    futures = []
-    try:
-        for n, (topic, key, value) in enumerate(
-            tqdm(recs, disable=not progress, file=sys.stderr, unit="ev", desc="produce")
-        ):
-            if rate:
-                ahead = n / rate - (time.perf_counter() - started)
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
-                value = value | {"ts": time.time()}
-            futures.append(await producer.send(topic, orjson.dumps(value), key=key.encode()))
-            if len(futures) >= 10_000:
-                await asyncio.gather(*futures)
-                futures.clear()
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
+        return Record("reviews", user, value, value["ts"])
+    return Record("clicks" if rng.random() < 0.5 else "views", user, value, value["ts"])

@@ -91,7 +91,11 @@ def _rows(path: Path, columns: tuple[str, ...]) -> Iterator[dict[str, str]]:
 
 
 async def publish(
-    records: list[Record], settings: Settings, rate: float | None, progress: bool = True
+    records: list[Record],
+    settings: Settings,
+    rate: float | None,
+    progress: bool = True,
+    desc: str = "replay",
 ) -> dict[str, Any]:
     """Send records in order at ``rate`` per second (None: as fast as the broker takes)."""
     producer = AIOKafkaProducer(
@@ -105,7 +109,7 @@ async def publish(
     counts: dict[str, int] = {}
     started = time.perf_counter()
     try:
-        bar = tqdm(records, desc="replay", unit="rec", file=sys.stderr, disable=not progress)
+        bar = tqdm(records, desc=desc, unit="rec", file=sys.stderr, disable=not progress)
         pending = []
         for n, rec in enumerate(bar):
             if rate:
