@@ -90,6 +90,14 @@ def processor_config(settings: Settings) -> ProcessorConfig:
     )
 
 
+def open_store(settings: Settings) -> QdrantStore:
+    """The Qdrant store the settings name: a server with its API key, or the embedded one."""
+    key = settings.qdrant_api_key
+    return QdrantStore.connect(
+        settings.qdrant_url, key.get_secret_value() if key else None, settings.qdrant_location
+    )
+
+
 def build_app(settings: Settings) -> faust.App:
     broker_credentials = None
     if settings.kafka_sasl_mechanism:
@@ -145,12 +153,7 @@ def build_app(settings: Settings) -> faust.App:
                 max_batch_tokens=settings.encoder_max_batch_tokens,
                 max_pending=settings.encoder_max_pending,
             )
-            api_key = settings.qdrant_api_key
-            store = QdrantStore.connect(
-                settings.qdrant_url,
-                api_key.get_secret_value() if api_key else None,
-                settings.qdrant_location,
-            )
+            store = open_store(settings)
             p = EventProcessor(encoder, store, TableStates(table), processor_config(settings))
             await p.start()
             holder["p"] = p

@@ -196,14 +196,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
+    from streams.app import open_store
     from streams.settings import Settings
-    from streams.store import QdrantStore
 
-    settings = Settings()
-    key = settings.qdrant_api_key
-    store = QdrantStore.connect(
-        settings.qdrant_url, key.get_secret_value() if key else None, settings.qdrant_location
-    )
+    store = open_store(Settings())
     try:
         user = store.user(args.user_id)
         if user is None:

@@ -2,7 +2,7 @@
 
 The Faust agents hand batches of raw records to an :class:`EventProcessor` and commit their
 offsets after it returns, which is after Qdrant acknowledged the writes that cover them.
-Everything it touches is injected (encoder, store, state mapping, clock), so the same code
+Everything it touches is injected (encoder, store, state mapping), so the same code
 runs under the worker and in unit tests.
 
     processor = EventProcessor(encoder, store, states, settings_like)
@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,13 +78,11 @@ class EventProcessor:
         store: QdrantStore,
         states: MutableMapping[str, Any],
         config: ProcessorConfig,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self.encoder = encoder
         self.store = store
         self.states = states  # user_id -> InterestState.to_dict(): a Faust table in the worker
         self.config = config
-        self.clock = clock
         self.item_cache = VectorCache(config.item_cache_entries)
         self._concepts = np.zeros((0, encoder.dimension), dtype=np.float32)
 
