@@ -28,7 +28,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== replaying $DATASET (worker log: data/$run/worker.log)"
-$CLI replay --path "$DATASET"
+$CLI replay --path "$DATASET" --wait-items 900  # events after the worker has the items
 echo "== waiting for the worker to catch up"
 .venv/bin/python - <<PY
 from streams.settings import Settings

@@ -35,7 +35,8 @@ from streams.processor import EventProcessor, Outcome, ProcessorConfig, RawRecor
 from streams.records import Limits
 from streams.settings import Settings
 from streams.stats import WorkerStats
-from streams.store import QdrantStore
+from streams.store import Store
+from streams.store import open_store as _open
 
 log = logging.getLogger(__name__)
 EVENT_TOPICS = ("clicks", "views", "reviews")
@@ -45,7 +46,7 @@ T = TypeVar("T")
 
 
 class TableStates(MutableMapping[str, Any]):
-    """A Faust table seen as ``user_id -> state dict`` (keys stored as UTF-8 bytes)."""
+    """A Faust table seen as ``user_id -> state bytes`` (keys stored as UTF-8 bytes)."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
@@ -90,11 +91,14 @@ def processor_config(settings: Settings) -> ProcessorConfig:
     )
 
 
-def open_store(settings: Settings) -> QdrantStore:
+def open_store(settings: Settings) -> Store:
     """The Qdrant store the settings name: a server with its API key, or the embedded one."""
     key = settings.qdrant_api_key
-    return QdrantStore.connect(
-        settings.qdrant_url, key.get_secret_value() if key else None, settings.qdrant_location
+    return _open(
+        settings.qdrant_url,
+        key.get_secret_value() if key else None,
+        settings.qdrant_location,
+        settings.qdrant_backend,
     )
 
 
@@ -133,7 +137,8 @@ def build_app(settings: Settings) -> faust.App:
     table = app.Table(
         "user-state",
         default=None,
-        key_type=bytes,  # Faust picks the raw codec for bytes keys, JSON for the values
+        key_type=bytes,  # bytes keys and values: Faust picks its raw codec for both
+        value_type=bytes,  # InterestState.to_bytes()
         partitions=settings.topic_partitions,
         use_partitioner=True,
     )
@@ -145,7 +150,10 @@ def build_app(settings: Settings) -> faust.App:
         if "p" not in holder:
             model_dir = resolve_model_dir(settings.models_root)
             model = await asyncio.to_thread(
-                load_model, model_dir, provider=settings.encoder_provider
+                load_model,
+                model_dir,
+                provider=settings.encoder_provider,
+                threads=settings.encoder_threads,
             )
             encoder = Encoder(
                 model,

@@ -148,7 +148,9 @@ def run_e2e(
 def _backend(settings: Settings) -> str:
     if settings.qdrant_url:
         return "qdrant-server"
-    return "qdrant-local-memory" if str(settings.qdrant_path) == ":memory:" else "qdrant-local-disk"
+    if str(settings.qdrant_path) == ":memory:":
+        return "qdrant-local-memory"
+    return "qdrant-edge" if settings.qdrant_backend == "edge" else "qdrant-local-disk"
 
 
 def _event(n: int, rng: random.Random, users: int, items: int, review: bool) -> Record:

@@ -158,6 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--path", type=Path, required=True, help="the dataset folder")
     replay.add_argument("--rate", default="max", help="events per second, or 'max'")
     replay.add_argument("--limit", type=int, default=None, help="first N events only")
+    replay.add_argument(
+        "--wait-items",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="after the items, wait up to SECONDS for the worker's consumer group to take "
+        "them before sending events (else early events may find their items unknown)",
+    )
     replay.add_argument("--json", action="store_true")
     replay.set_defaults(func=cmd_replay)
 
@@ -183,7 +191,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise SystemExit("interest-stream: error: --rate must be positive or 'max'")
     settings = Settings()
     ensure_topics(settings)
-    stats = replay_movielens(args.path, settings, rate=rate, limit=args.limit)
+    if args.wait_items < 0:
+        raise SystemExit("interest-stream: error: --wait-items must not be negative")
+    stats = replay_movielens(
+        args.path, settings, rate=rate, limit=args.limit, wait_items=args.wait_items
+    )
     if args.json:
         _print_json(stats)
     else:
@@ -198,6 +210,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_recommend(args: argparse.Namespace) -> int:
     from streams.app import open_store
     from streams.settings import Settings
+    from streams.store import recent_items
 
     store = open_store(Settings())
     try:
@@ -205,7 +218,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         if user is None:
             print(f"interest-stream: error: no user {args.user_id!r} in Qdrant", file=sys.stderr)
             return 2
-        seen = user.payload.get("recent_items", [])
+        seen = recent_items(user.payload)
         points = store.recommend(args.user_id, k=args.k, exclude=seen)
     finally:
         store.close()

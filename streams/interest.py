@@ -11,22 +11,38 @@ landmark moves forward and the sums are scaled to match.
     state.fold("e1", ts=1_700_000_000, weight=1.0, vector=e)   # False for a repeated event_id
     state.directions()    # {"short": unit vector, "long": unit vector}
 
-The state serializes to plain JSON-able data (``to_dict`` / ``from_dict``) for the Faust
-table and its changelog.
+The state serializes to compact bytes (``to_bytes`` / ``from_bytes``) for the Faust table
+and its changelog: a fixed header, the float64 sums, the remembered event ids as 64-bit
+hashes and the recent item ids as a JSON array. For 384 dimensions, two half-lives and the
+default windows that is about 8 KB, written once per window that touches the user.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
+import struct
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
+import orjson
 
 LN2 = math.log(2.0)
 REBASE_AT = 60.0  # exp(60) ~ 1e26: far from float64 overflow, and rebasing is rare
+MAGIC = b"IS1"
+# magic, half-lives, dimension, dedupe window, history, seen ids, event count, landmark, updated
+HEADER = struct.Struct("<3sBIIIIQdd")
+
+
+class StateFormatError(ValueError):
+    """Stored state bytes that this version cannot read."""
+
+
+def event_key(event_id: str) -> int:
+    """A 64-bit hash of an event id: what the dedupe window remembers (8 bytes per id)."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
 
 
 @dataclasses.dataclass
@@ -36,8 +52,8 @@ class InterestState:
     sums: dict[str, np.ndarray]  # float64, one per half-life
     event_count: int = 0
     updated_at: float = 0.0  # latest event time folded in
-    seen: deque[str] = dataclasses.field(default_factory=deque)
-    dedupe_window: int = 1024
+    seen: deque[int] = dataclasses.field(default_factory=deque)  # event_key()s, oldest first
+    dedupe_window: int = 256
     recent_items: deque[str] = dataclasses.field(default_factory=deque)  # newest last
     history_items: int = 200
 
@@ -46,7 +62,7 @@ class InterestState:
 
     @classmethod
     def empty(
-        cls, dimension: int, half_lives: Mapping[str, float], dedupe_window: int = 1024
+        cls, dimension: int, half_lives: Mapping[str, float], dedupe_window: int = 256
     ) -> InterestState:
         return cls(
             half_lives=dict(half_lives),
@@ -64,10 +80,11 @@ class InterestState:
         item_id: str | None = None,
     ) -> bool:
         """Add one event; False (and no change) when its event_id was seen already."""
-        if event_id in self._seen_set:
+        key = event_key(event_id)
+        if key in self._seen_set:
             return False
-        self.seen.append(event_id)
-        self._seen_set.add(event_id)
+        self.seen.append(key)
+        self._seen_set.add(key)
         while len(self.seen) > self.dedupe_window:
             self._seen_set.discard(self.seen.popleft())
         if item_id is not None:
@@ -98,35 +115,64 @@ class InterestState:
         """Unit vectors per half-life (zeros when the weights cancel out), float32."""
         out = {}
         for name, s in self.sums.items():
-            norm = float(np.linalg.norm(s))
+            norm = math.sqrt(s.dot(s))
             out[name] = (s / norm if norm > 0 else s).astype(np.float32)
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "half_lives": self.half_lives,
-            "landmark": self.landmark,
-            "sums": {k: v.tolist() for k, v in self.sums.items()},
-            "event_count": self.event_count,
-            "updated_at": self.updated_at,
-            "seen": list(self.seen),
-            "dedupe_window": self.dedupe_window,
-            "recent_items": list(self.recent_items),
-            "history_items": self.history_items,
-        }
+    def to_bytes(self) -> bytes:
+        names = list(self.half_lives)
+        dimension = len(next(iter(self.sums.values()))) if self.sums else 0
+        parts = [
+            HEADER.pack(
+                MAGIC,
+                len(names),
+                dimension,
+                self.dedupe_window,
+                self.history_items,
+                len(self.seen),
+                self.event_count,
+                math.nan if self.landmark is None else self.landmark,
+                self.updated_at,
+            )
+        ]
+        for name in names:
+            encoded = name.encode()
+            parts.append(struct.pack("<Bd", len(encoded), self.half_lives[name]) + encoded)
+        parts.extend(np.ascontiguousarray(self.sums[n], dtype="<f8").tobytes() for n in names)
+        parts.append(np.fromiter(self.seen, dtype="<u8", count=len(self.seen)).tobytes())
+        parts.append(orjson.dumps(list(self.recent_items)))
+        return b"".join(parts)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> InterestState:
+    def from_bytes(cls, data: bytes) -> InterestState:
+        if data[:3] != MAGIC or len(data) < HEADER.size:
+            raise StateFormatError(f"not an interest state (starts with {data[:3]!r})")
+        _, n_names, dim, window, history, n_seen, count, landmark, updated = HEADER.unpack_from(
+            data
+        )
+        pos = HEADER.size
+        half_lives = {}
+        for _ in range(n_names):
+            size, h = struct.unpack_from("<Bd", data, pos)
+            pos += 9
+            half_lives[data[pos : pos + size].decode()] = h
+            pos += size
+        sums = {}
+        for name in half_lives:
+            sums[name] = np.frombuffer(data, dtype="<f8", count=dim, offset=pos).copy()
+            pos += 8 * dim
+        seen = np.frombuffer(data, dtype="<u8", count=n_seen, offset=pos).tolist()
+        pos += 8 * n_seen
         return cls(
-            half_lives=dict(data["half_lives"]),
-            landmark=data["landmark"],
-            sums={k: np.asarray(v, dtype=np.float64) for k, v in data["sums"].items()},
-            event_count=int(data["event_count"]),
-            updated_at=float(data["updated_at"]),
-            seen=deque(data["seen"]),
-            dedupe_window=int(data["dedupe_window"]),
-            recent_items=deque(data.get("recent_items", ())),
-            history_items=int(data.get("history_items", 200)),
+            half_lives=half_lives,
+            landmark=None if math.isnan(landmark) else landmark,
+            sums=sums,
+            event_count=count,
+            updated_at=updated,
+            seen=deque(seen),
+            dedupe_window=window,
+            recent_items=deque(orjson.loads(data[pos:])),
+            history_items=history,
         )
 
 
@@ -147,10 +193,13 @@ def top_concepts(
     user: np.ndarray, concepts: np.ndarray, labels: list[str], temperature: float, k: int
 ) -> list[tuple[str, float]]:
     """``p(c | u) = softmax_c(u · v_c / τ)``; the k most likely (label, p)."""
-    if k == 0 or not labels or not np.any(user):
+    if k == 0 or not labels:
         return []
-    logits = concepts @ user.astype(np.float64) / temperature
-    p = np.exp(logits - logits.max())
+    logits = concepts @ user.astype(np.float64)
+    if not logits.any():  # a zero vector (the weights cancelled out) has no concepts
+        return []
+    p = np.exp((logits - logits.max()) / temperature)
     p /= p.sum()
-    best = np.argsort(-p)[:k]
-    return [(labels[i], round(float(p[i]), 4)) for i in best]
+    best = np.argsort(-p)[:k].tolist()
+    ps = p.tolist()
+    return [(labels[i], round(ps[i], 4)) for i in best]

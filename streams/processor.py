@@ -27,7 +27,7 @@ from encoder.service import Encoder
 from streams.errors import RecordError
 from streams.interest import InterestState, event_weight, top_concepts
 from streams.records import Event, Limits, decode_event, decode_item
-from streams.store import QdrantStore, UserPoint
+from streams.store import Store, UserPoint
 
 DEFAULT_CONCEPTS = Path(__file__).parent / "concepts" / "movielens-genres.txt"
 
@@ -57,7 +57,7 @@ class ProcessorConfig:
     weights: dict[str, float]
     rating_center: float = 3.0
     rating_scale: float = 2.0
-    dedupe_window: int = 1024
+    dedupe_window: int = 256
     concept_labels: tuple[str, ...] = ()
     concept_temperature: float = 0.05
     concepts_top: int = 3
@@ -75,13 +75,13 @@ class EventProcessor:
     def __init__(
         self,
         encoder: Encoder,
-        store: QdrantStore,
+        store: Store,
         states: MutableMapping[str, Any],
         config: ProcessorConfig,
     ) -> None:
         self.encoder = encoder
         self.store = store
-        self.states = states  # user_id -> InterestState.to_dict(): a Faust table in the worker
+        self.states = states  # user_id -> InterestState.to_bytes(): a Faust table in the worker
         self.config = config
         self.item_cache = VectorCache(config.item_cache_entries)
         self._concepts = np.zeros((0, encoder.dimension), dtype=np.float32)
@@ -176,13 +176,13 @@ class EventProcessor:
             )
         out.written = await asyncio.to_thread(self.store.upsert_users, version, points)
         for user_id, state in changed.items():  # after Qdrant acknowledged
-            self.states[user_id] = state.to_dict()
+            self.states[user_id] = state.to_bytes()
         return out
 
     def _state(self, user_id: str) -> InterestState:
         data = self.states.get(user_id)
         if data is not None:
-            return InterestState.from_dict(data)
+            return InterestState.from_bytes(data)
         return InterestState.empty(
             self.encoder.dimension, self.config.half_lives, self.config.dedupe_window
         )

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from streams.errors import StreamError
 from streams.settings import Settings
-from streams.topics import kafka_security
+from streams.topics import kafka_security, wait_caught_up
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,9 +143,23 @@ def replay_movielens(
     rate: float | None = None,
     limit: int | None = None,
     progress: bool = True,
+    wait_items: float = 0.0,
 ) -> dict[str, Any]:
+    """Publish the items, optionally wait up to ``wait_items`` seconds until the consumer
+    group of ``settings`` has taken them all, then publish the events."""
     items = list(movielens_items(path))
     events = movielens_events(path)[:limit]
     stats_items = asyncio.run(publish(items, settings, None, progress))
+    if wait_items > 0:
+        if progress:
+            print(
+                f"waiting up to {wait_items:.0f} s for group {settings.consumer_group!r} "
+                "to take the items",
+                file=sys.stderr,
+            )
+        try:
+            wait_caught_up(settings, settings.consumer_group, [settings.topic("items")], wait_items)
+        except TimeoutError as exc:
+            raise StreamError(f"{exc}: is a worker running with this consumer group?") from exc
     stats_events = asyncio.run(publish(events, settings, rate, progress))
     return {"items": stats_items, "events": stats_events}

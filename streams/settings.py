@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     # Qdrant: a URL means a server; without one, the embedded store under data_dir.
     qdrant_url: str | None = None
     qdrant_api_key: SecretStr | None = None
-    qdrant_path: Path | None = None
+    qdrant_path: Path | None = None  # embedded store folder; ":memory:" = local mode in memory
+    qdrant_backend: Literal["edge", "local"] = "edge"  # the embedded store, when no URL is set
 
     # Files
     data_dir: Path = Path("data")
@@ -57,7 +58,7 @@ class Settings(BaseSettings):
     # rating r in [0.5, 5] weighs (r - rating_center) / rating_scale: 5 -> +1, 1 -> -0.8
     rating_center: float = 3.0
     rating_scale: float = 2.0
-    dedupe_window: int = Field(1024, ge=0)  # event ids remembered per user
+    dedupe_window: int = Field(256, ge=0)  # event ids remembered per user (8 bytes each)
     concept_temperature: float = Field(0.05, gt=0)
     concepts_top: int = Field(3, ge=0)
     concept_vocab: Path | None = None  # one label per line; default: the MovieLens genres
@@ -71,6 +72,7 @@ class Settings(BaseSettings):
     encoder_max_batch_tokens: int = Field(32_768, ge=1)
     encoder_max_pending: int = Field(8192, ge=1)
     encoder_provider: Literal["auto", "cuda", "cpu"] = "auto"
+    encoder_threads: int | None = Field(None, ge=1)  # ONNX Runtime CPU threads; default: all cores
 
     # Where the worker writes its counters and freshness samples each second (benchmarks)
     stats_file: Path | None = None
@@ -101,7 +103,8 @@ class Settings(BaseSettings):
 
     @property
     def qdrant_location(self) -> Path:
-        return self.qdrant_path or self.data_dir / "qdrant"
+        default = "qdrant-edge" if self.qdrant_backend == "edge" else "qdrant"
+        return self.qdrant_path or self.data_dir / default
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

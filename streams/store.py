@@ -1,26 +1,36 @@
 """The Qdrant store: versioned collections behind the ``items`` and ``users`` aliases.
 
-    store = QdrantStore.connect(url=None, path=Path("data/qdrant"))   # embedded (local mode)
-    store = QdrantStore.connect(url="http://qdrant:6333", api_key="…")  # a server
+    store = open_store(settings)                          # streams.app: picks the backend
     store.ensure_version("3fa9c2d1e0b4", dimension=384)   # items__v, users__v; aliases if none
     store.upsert_items(version, [("1", vector, {"text": "Toy Story (1995)"})])
     store.upsert_users(version, [UserPoint(...)])        # skips writes older than what is stored
-    store.recommend("42", k=10)                          # the one call a downstream service makes
+    store.recommend("42", k=10)                          # what a downstream service asks
 
-The embedded default and the server go through the same qdrant-client calls. Point ids are
-deterministic (uuid5 of the id), so every write is idempotent. A collection only ever holds
-one model version's vectors; readers go through the aliases.
+Two backends share this class's logic (point ids, payloads, the older-write guard, aliases)
+and differ only in a handful of primitive calls:
+
+- :class:`QdrantStore` (qdrant-client): a Qdrant server, or qdrant-client's local mode
+  (embedded, pure Python) on disk or in memory. The compose stack and production use it.
+- :class:`streams.edge.EdgeStore` (qdrant-edge-py): the Qdrant engine in-process, one shard
+  per collection. The embedded default, because it keeps up with the stream where local mode
+  does not (README, "Benchmarks").
+
+Point ids are deterministic (uuid5 of the id), so every write is idempotent. A collection
+only ever holds one model version's vectors; readers go through the aliases.
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
+import functools
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
@@ -28,13 +38,16 @@ from streams.errors import StreamError
 
 NAMESPACE = uuid.UUID("6f1d8c2a-5b7e-4c1f-9a3d-2e8b7c6d5f40")
 ITEMS, USERS = "items", "users"
+USER_VECTORS = ("short", "long")
 
 
 class StoreError(StreamError):
     """Qdrant refused or failed a call. Transient for the stream: it retries, never dead-letters."""
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def point_id(kind: str, key: str) -> str:
+    """The point id of an item or user: uuid5 of ``kind:key`` (cached: hot users repeat)."""
     return str(uuid.uuid5(NAMESPACE, f"{kind}:{key}"))
 
 
@@ -52,72 +65,107 @@ class UserPoint:
     recent_items: list[str] = dataclasses.field(default_factory=list)  # newest last, bounded
 
 
-class QdrantStore:
-    def __init__(self, client: QdrantClient) -> None:
-        self.client = client
+@dataclasses.dataclass(frozen=True)
+class Hit:
+    """A point as the store returns it: id, payload, score (queries) and vectors (lookups)."""
 
-    @classmethod
-    def connect(
-        cls, url: str | None = None, api_key: str | None = None, path: Path | None = None
-    ) -> QdrantStore:
-        """A server at ``url``; else the embedded store on disk at ``path``, or in memory
-        when ``path`` is None or ":memory:" (nothing persists: for tests and benchmarks)."""
-        if url:
-            return cls(QdrantClient(url=url, api_key=api_key))
-        if path is None or str(path) == ":memory:":
-            return cls(QdrantClient(location=":memory:"))
-        path.mkdir(parents=True, exist_ok=True)
-        return cls(QdrantClient(path=str(path)))
+    id: str
+    payload: dict[str, Any]
+    score: float = 0.0
+    vector: Any = None  # a list, or {name: list} for named vectors
 
-    def close(self) -> None:
-        self.client.close()
 
-    # -- versions and aliases ------------------------------------------------------------
+def user_payload(u: UserPoint, version: str) -> dict[str, Any]:
+    """The payload of a user point (DESIGN.md, "Contracts").
+
+    ``recent_items`` is a JSON array inside one string: a payload value costs per element on
+    every write, and a user is written on every window that touches it.
+    """
+    return {
+        "user_id": u.user_id,
+        "updated_at": u.updated_at,
+        "event_count": u.event_count,
+        "model_version": version,
+        "concepts": [{"label": c, "p": p} for c, p in u.concepts],
+        "recent_items": orjson.dumps(u.recent_items).decode(),
+    }
+
+
+def recent_items(payload: Mapping[str, Any]) -> list[str]:
+    """The user's recent item ids (newest last) from a user payload."""
+    raw = payload.get("recent_items", "[]")
+    return list(orjson.loads(raw)) if isinstance(raw, str) else list(raw)
+
+
+class Store(abc.ABC):
+    """Versions, aliases, items and users on top of a backend's primitive calls."""
+
+    backend = "abstract"
+
+    # -- primitives, one set per backend ------------------------------------------------
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def collections(self) -> set[str]: ...
+
+    @abc.abstractmethod
+    def _create(self, name: str, dimension: int, named: Sequence[str]) -> None:
+        """Create a cosine collection: one unnamed vector, or the ``named`` vectors."""
+
+    @abc.abstractmethod
+    def aliases(self) -> dict[str, str]:
+        """alias -> collection"""
+
+    @abc.abstractmethod
+    def _point_aliases(self, targets: Mapping[str, str]) -> None:
+        """Point each alias at its collection, all at once."""
+
+    @abc.abstractmethod
+    def _upsert(self, name: str, points: Sequence[tuple[str, Any, dict[str, Any]]]) -> None:
+        """Write (id, vector or {name: vector}, payload) points and wait for the ack."""
+
+    @abc.abstractmethod
+    def _retrieve(
+        self, name: str, ids: Sequence[str], payload: Sequence[str] | bool, vectors: bool
+    ) -> list[Hit]: ...
+
+    @abc.abstractmethod
+    def count(self, name: str) -> int:
+        """Points in a collection (or alias)."""
+
+    @abc.abstractmethod
+    def recommend(self, user_id: str, k: int = 10, exclude: Iterable[str] = ()) -> list[Hit]:
+        """Items nearest the user's ``short`` vector, through the aliases."""
+
+    # -- versions and aliases -------------------------------------------------------------
 
     def ensure_version(self, version: str, dimension: int, serve: bool | None = None) -> None:
         """Create ``items__v`` and ``users__v`` if missing; point the aliases at them when
         ``serve`` is true, or when ``serve`` is None and no alias exists yet."""
-        names = {c.name for c in self.client.get_collections().collections}
+        names = self.collections()
         if collection(ITEMS, version) not in names:
-            self.client.create_collection(
-                collection(ITEMS, version),
-                vectors_config=qm.VectorParams(size=dimension, distance=qm.Distance.COSINE),
-            )
+            self._create(collection(ITEMS, version), dimension, ())
         if collection(USERS, version) not in names:
-            self.client.create_collection(
-                collection(USERS, version),
-                vectors_config={
-                    name: qm.VectorParams(size=dimension, distance=qm.Distance.COSINE)
-                    for name in ("short", "long")
-                },
-            )
+            self._create(collection(USERS, version), dimension, USER_VECTORS)
         if serve or (serve is None and self.serving() is None):
             self.switch(version)
 
     def serving(self) -> str | None:
         """The version the ``items`` alias points at, or None."""
-        for alias in self.client.get_aliases().aliases:
-            if alias.alias_name == ITEMS:
-                return alias.collection_name.split("__", 1)[1]
-        return None
+        target = self.aliases().get(ITEMS)
+        return target.split("__", 1)[1] if target else None
 
     def switch(self, version: str) -> None:
-        """Point both aliases at ``version`` in one request (atomic on a server)."""
-        existing = {a.alias_name for a in self.client.get_aliases().aliases}
-        ops: list[Any] = []
-        for kind in (ITEMS, USERS):
-            if kind in existing:
-                ops.append(qm.DeleteAliasOperation(delete_alias=qm.DeleteAlias(alias_name=kind)))
-            ops.append(
-                qm.CreateAliasOperation(
-                    create_alias=qm.CreateAlias(
-                        collection_name=collection(kind, version), alias_name=kind
-                    )
-                )
-            )
-        self.client.update_collection_aliases(change_aliases_operations=ops)
+        """Point both aliases at ``version`` at once (a roll-out, or a roll-back)."""
+        self._point_aliases({kind: collection(kind, version) for kind in (ITEMS, USERS)})
 
-    # -- items -------------------------------------------------------------------------
+    def resolve(self, name: str) -> str:
+        """A collection name, or the collection an alias points at."""
+        return self.aliases().get(name, name)
+
+    # -- items ----------------------------------------------------------------------------
 
     def upsert_items(
         self, version: str, items: Sequence[tuple[str, np.ndarray, dict[str, Any]]]
@@ -125,84 +173,147 @@ class QdrantStore:
         if not items:
             return
         points = [
-            qm.PointStruct(
-                id=point_id("item", item_id),
-                vector=vec.astype(np.float32).tolist(),
-                payload={"item_id": item_id, "model_version": version, **payload},
+            (
+                point_id("item", item_id),
+                vec.astype(np.float32).tolist(),
+                {"item_id": item_id, "model_version": version, **payload},
             )
             for item_id, vec, payload in items
         ]
-        self._call(self.client.upsert, collection(ITEMS, version), points=points, wait=True)
+        self._upsert(collection(ITEMS, version), points)
 
     def item_vectors(self, version: str, item_ids: Iterable[str]) -> dict[str, np.ndarray]:
         ids = list(dict.fromkeys(item_ids))
         if not ids:
             return {}
-        records = self._call(
-            self.client.retrieve,
-            collection(ITEMS, version),
-            ids=[point_id("item", i) for i in ids],
-            with_vectors=True,
-            with_payload=["item_id"],
+        hits = self._retrieve(
+            collection(ITEMS, version), [point_id("item", i) for i in ids], ["item_id"], True
         )
-        return {r.payload["item_id"]: np.asarray(r.vector, dtype=np.float32) for r in records}
+        return {h.payload["item_id"]: np.asarray(h.vector, dtype=np.float32) for h in hits}
 
-    # -- users -------------------------------------------------------------------------
+    # -- users ----------------------------------------------------------------------------
 
     def upsert_users(self, version: str, users: Sequence[UserPoint]) -> int:
-        """Write users; a user whose stored state has more events is left alone (an older
+        """Write users; a user whose stored point has more events is left alone (an older
         write never overwrites a newer one). Returns how many were written."""
         if not users:
             return 0
         name = collection(USERS, version)
-        stored = self._call(
-            self.client.retrieve,
-            name,
-            ids=[point_id("user", u.user_id) for u in users],
-            with_payload=["user_id", "event_count", "updated_at"],
-        )
-        newest = {
-            r.payload["user_id"]: (r.payload["event_count"], r.payload["updated_at"])
-            for r in stored
-        }
-        fresh = [
-            u for u in users if (u.event_count, u.updated_at) >= newest.get(u.user_id, (-1, -1.0))
-        ]
+        ids = [point_id("user", u.user_id) for u in users]
+        stored = self._retrieve(name, ids, ["event_count", "updated_at"], False)
+        newest = {h.id: (h.payload["event_count"], h.payload["updated_at"]) for h in stored}
         points = [
-            qm.PointStruct(
-                id=point_id("user", u.user_id),
-                vector={k: v.astype(np.float32).tolist() for k, v in u.vectors.items()},
-                payload={
-                    "user_id": u.user_id,
-                    "updated_at": u.updated_at,
-                    "event_count": u.event_count,
-                    "model_version": version,
-                    "concepts": [{"label": c, "p": p} for c, p in u.concepts],
-                    "recent_items": u.recent_items,
-                },
+            (
+                pid,
+                {k: v.astype(np.float32).tolist() for k, v in u.vectors.items()},
+                user_payload(u, version),
             )
-            for u in fresh
+            for pid, u in zip(ids, users, strict=True)
+            if (u.event_count, u.updated_at) >= newest.get(pid, (-1, -1.0))
         ]
         if points:
-            self._call(self.client.upsert, name, points=points, wait=True)
+            self._upsert(name, points)
         return len(points)
 
-    def user(self, user_id: str, version: str | None = None) -> Any | None:
-        name = collection(USERS, version) if version else USERS
+    def user(self, user_id: str, version: str | None = None) -> Hit | None:
+        name = collection(USERS, version) if version else self.resolve(USERS)
+        hits = self._retrieve(name, [point_id("user", user_id)], True, True)
+        return hits[0] if hits else None
+
+
+def open_store(
+    url: str | None = None,
+    api_key: str | None = None,
+    path: Path | None = None,
+    backend: str = "edge",
+) -> Store:
+    """A server at ``url`` (qdrant-client); else the embedded store at ``path``: Qdrant Edge
+    (``backend="edge"``) or qdrant-client's local mode (``"local"``). ``path=":memory:"``
+    is local mode in memory, whatever the backend (nothing persists: tests, benchmarks)."""
+    if url or backend == "local" or path is None or str(path) == ":memory:":
+        return QdrantStore.connect(url, api_key, path)
+    if backend != "edge":
+        raise StoreError(f"unknown embedded Qdrant backend {backend!r} (edge or local)")
+    from streams.edge import EdgeStore  # imports this module
+
+    return EdgeStore.open(path)
+
+
+class QdrantStore(Store):
+    """The store over qdrant-client: a server, or local mode on disk or in memory."""
+
+    def __init__(self, client: QdrantClient, backend: str = "qdrant-server") -> None:
+        self.client = client
+        self.backend = backend
+
+    @classmethod
+    def connect(
+        cls, url: str | None = None, api_key: str | None = None, path: Path | None = None
+    ) -> QdrantStore:
+        """A server at ``url``; else local mode on disk at ``path``, or in memory when
+        ``path`` is None or ":memory:" (nothing persists: for tests and benchmarks)."""
+        if url:
+            return cls(QdrantClient(url=url, api_key=api_key))
+        if path is None or str(path) == ":memory:":
+            return cls(QdrantClient(location=":memory:"), "qdrant-local-memory")
+        path.mkdir(parents=True, exist_ok=True)
+        return cls(QdrantClient(path=str(path)), "qdrant-local")
+
+    def close(self) -> None:
+        self.client.close()
+
+    def collections(self) -> set[str]:
+        return {c.name for c in self._call(self.client.get_collections).collections}
+
+    def _create(self, name: str, dimension: int, named: Sequence[str]) -> None:
+        params = qm.VectorParams(size=dimension, distance=qm.Distance.COSINE)
+        config: Any = {n: params for n in named} if named else params
+        self._call(self.client.create_collection, name, vectors_config=config)
+
+    def aliases(self) -> dict[str, str]:
+        return {
+            a.alias_name: a.collection_name for a in self._call(self.client.get_aliases).aliases
+        }
+
+    def _point_aliases(self, targets: Mapping[str, str]) -> None:
+        """One request (atomic on a server): delete the old aliases, create the new ones."""
+        existing = self.aliases()
+        ops: list[Any] = []
+        for alias, target in targets.items():
+            if alias in existing:
+                ops.append(qm.DeleteAliasOperation(delete_alias=qm.DeleteAlias(alias_name=alias)))
+            ops.append(
+                qm.CreateAliasOperation(
+                    create_alias=qm.CreateAlias(collection_name=target, alias_name=alias)
+                )
+            )
+        self._call(self.client.update_collection_aliases, change_aliases_operations=ops)
+
+    def _upsert(self, name: str, points: Sequence[tuple[str, Any, dict[str, Any]]]) -> None:
+        structs = [qm.PointStruct(id=i, vector=v, payload=p) for i, v, p in points]
+        self._call(self.client.upsert, name, points=structs, wait=True)
+
+    def _retrieve(
+        self, name: str, ids: Sequence[str], payload: Sequence[str] | bool, vectors: bool
+    ) -> list[Hit]:
         records = self._call(
             self.client.retrieve,
             name,
-            ids=[point_id("user", user_id)],
-            with_vectors=True,
-            with_payload=True,
+            ids=list(ids),
+            with_payload=payload if isinstance(payload, bool) else list(payload),
+            with_vectors=vectors,
         )
-        return records[0] if records else None
+        return [Hit(str(r.id), r.payload or {}, vector=r.vector) for r in records]
 
-    def recommend(self, user_id: str, k: int = 10, exclude: Iterable[str] = ()) -> list[Any]:
-        """Items nearest the user's ``short`` vector: one query, through the aliases."""
+    def count(self, name: str) -> int:
+        return int(self._call(self.client.count, name).count)
+
+    def recommend(self, user_id: str, k: int = 10, exclude: Iterable[str] = ()) -> list[Hit]:
+        """The one call a downstream service makes: query ``items`` with the user's ``short``
+        vector, looked up from ``users`` by id (``lookup_from``)."""
         skip: list[int | str | uuid.UUID] = [point_id("item", i) for i in exclude]
         query_filter = qm.Filter(must_not=[qm.HasIdCondition(has_id=skip)]) if skip else None
-        return self._call(
+        points = self._call(
             self.client.query_points,
             ITEMS,
             query=point_id("user", user_id),
@@ -211,6 +322,7 @@ class QdrantStore:
             limit=k,
             with_payload=True,
         ).points
+        return [Hit(str(p.id), p.payload or {}, score=p.score) for p in points]
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:

@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from streams.interest import REBASE_AT, InterestState, event_weight, top_concepts
+from streams.interest import (
+    REBASE_AT,
+    InterestState,
+    StateFormatError,
+    event_weight,
+    top_concepts,
+)
 
 HALF = {"short": 86_400.0, "long": 30 * 86_400.0}
 
@@ -81,14 +87,27 @@ def test_long_gaps_rebase_without_overflow() -> None:
     )
 
 
-def test_round_trip_through_plain_data() -> None:
+def test_round_trip_through_bytes() -> None:
     state = InterestState.empty(16, HALF)
+    assert InterestState.from_bytes(state.to_bytes()).landmark is None
     for ev in random_events(10):
-        state.fold(*ev)
-    again = InterestState.from_dict(state.to_dict())
+        state.fold(*ev, item_id=ev[0])
+    again = InterestState.from_bytes(state.to_bytes())
     for name in HALF:
         np.testing.assert_array_equal(again.sums[name], state.sums[name])
+    assert (again.landmark, again.event_count, again.updated_at) == (
+        state.landmark,
+        state.event_count,
+        state.updated_at,
+    )
+    assert list(again.recent_items) == list(state.recent_items)
+    assert again.half_lives == HALF and again.dedupe_window == state.dedupe_window
     assert again.fold("e3", 1.6e9, 1.0, np.ones(16) / 4) is False  # dedupe survives
+
+
+def test_foreign_bytes_are_refused_clearly() -> None:
+    with pytest.raises(StateFormatError, match="not an interest state"):
+        InterestState.from_bytes(b'{"sums": []}')
 
 
 def test_dedupe_window_is_bounded() -> None:

@@ -12,8 +12,9 @@ import pytest
 from encoder.service import Encoder
 from streams.deadletter import dead_letter
 from streams.errors import InvalidJson
+from streams.interest import InterestState
 from streams.processor import EventProcessor, ProcessorConfig, RawRecord, load_concepts
-from streams.store import QdrantStore
+from streams.store import QdrantStore, recent_items
 from tests.encoder.fakes import FakeModel
 
 HALF = {"short": 86_400.0, "long": 30 * 86_400.0}
@@ -82,8 +83,8 @@ def test_user_vectors_equal_the_oracle_with_out_of_order_and_duplicate_events() 
         assert point.payload["event_count"] == 6
         assert point.payload["model_version"] == "fake-a"
         assert len(point.payload["concepts"]) == 2
-        assert states["u1"]["event_count"] == 6
-        assert point.payload["recent_items"] == ["4", "1", "3", "2", "0"]  # seen last, last
+        assert InterestState.from_bytes(states["u1"]).event_count == 6
+        assert recent_items(point.payload) == ["4", "1", "3", "2", "0"]  # seen last, last
 
     asyncio.run(with_processor(body))
 
@@ -129,7 +130,7 @@ def test_a_failed_qdrant_write_changes_no_state(monkeypatch: pytest.MonkeyPatch)
         assert "u1" not in states  # the retry will fold the event exactly once
         monkeypatch.undo()
         assert (await proc.events(batch)).written == 1
-        assert states["u1"]["event_count"] == 1
+        assert InterestState.from_bytes(states["u1"]).event_count == 1
 
     asyncio.run(with_processor(body))
 

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
 
 from streams.errors import StreamError
-from streams.replay import movielens_events, movielens_items
+from streams.replay import movielens_events, movielens_items, replay_movielens
+from streams.settings import Settings
+from streams.topics import ensure_topics
 
 
 @pytest.fixture
@@ -44,3 +47,15 @@ def test_a_folder_without_the_files_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "movies.csv").write_text("id,name\n1,x\n")
     with pytest.raises(StreamError, match="missing columns"):
         list(movielens_items(tmp_path))
+
+
+@pytest.mark.kafka
+def test_waiting_for_items_without_a_worker_is_a_clear_error(kafka_broker, tiny_movielens) -> None:
+    settings = Settings(
+        kafka_bootstrap=kafka_broker.bootstrap,
+        topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
+        consumer_group=f"nobody-{uuid.uuid4().hex[:8]}",
+    )
+    ensure_topics(settings)
+    with pytest.raises(StreamError, match="is a worker running"):
+        replay_movielens(tiny_movielens, settings, progress=False, wait_items=1.0)

@@ -1,7 +1,6 @@
-"""The Qdrant store on the embedded backend (qdrant-client local mode, in memory and on disk).
-
-Every test runs on each backend in BACKENDS; a server joins the list where one is reachable
-(INTEREST_TEST_QDRANT_URL), so the same calls are checked on both.
+"""The Qdrant store on every backend: Qdrant Edge, qdrant-client local mode (in memory and
+on disk), and a server where one is reachable (INTEREST_TEST_QDRANT_URL). Every test runs on
+each backend, so the backends keep one behaviour.
 """
 
 from __future__ import annotations
@@ -12,19 +11,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streams.store import QdrantStore, UserPoint
+from streams import edge
+from streams.edge import EdgeStore
+from streams.store import QdrantStore, Store, StoreError, UserPoint, open_store, recent_items
 
-BACKENDS = ["memory", "disk"] + (["server"] if os.environ.get("INTEREST_TEST_QDRANT_URL") else [])
+SERVER = os.environ.get("INTEREST_TEST_QDRANT_URL")
+BACKENDS = ["edge", "local-memory", "local-disk"] + (["server"] if SERVER else [])
 
 
 @pytest.fixture(params=BACKENDS)
 def store(request, tmp_path: Path):
-    if request.param == "memory":
-        s = QdrantStore.connect()
-    elif request.param == "disk":
-        s = QdrantStore.connect(path=tmp_path / "qdrant")
+    if request.param == "edge":
+        s: Store = open_store(path=tmp_path / "edge", backend="edge")
+    elif request.param == "local-memory":
+        s = open_store(path=Path(":memory:"))
+    elif request.param == "local-disk":
+        s = open_store(path=tmp_path / "qdrant", backend="local")
     else:
-        s = QdrantStore.connect(url=os.environ["INTEREST_TEST_QDRANT_URL"])
+        s = open_store(url=SERVER)
     yield s
     s.close()
 
@@ -38,7 +42,7 @@ def user(uid: str, vec: np.ndarray, count: int, at: float) -> UserPoint:
     return UserPoint(uid, {"short": vec, "long": vec}, at, count, [("Comedy", 0.5)])
 
 
-def test_items_and_users_round_trip_through_aliases(store: QdrantStore) -> None:
+def test_items_and_users_round_trip_through_aliases(store: Store) -> None:
     store.ensure_version("v1", dimension=3)
     assert store.serving() == "v1"
     store.upsert_items(
@@ -57,7 +61,7 @@ def test_items_and_users_round_trip_through_aliases(store: QdrantStore) -> None:
     assert [p.payload["item_id"] for p in store.recommend("u1", k=2, exclude=["a"])] == ["c", "b"]
 
 
-def test_an_older_write_never_overwrites_a_newer_one(store: QdrantStore) -> None:
+def test_an_older_write_never_overwrites_a_newer_one(store: Store) -> None:
     store.ensure_version("v1", dimension=3)
     store.upsert_users("v1", [user("u1", unit(1, 0, 0), 5, 200.0)])
     assert store.upsert_users("v1", [user("u1", unit(0, 1, 0), 4, 150.0)]) == 0
@@ -65,22 +69,97 @@ def test_an_older_write_never_overwrites_a_newer_one(store: QdrantStore) -> None
     assert store.upsert_users("v1", [user("u1", unit(0, 1, 0), 6, 250.0)]) == 1
 
 
-def test_writes_are_idempotent(store: QdrantStore) -> None:
+def test_writes_are_idempotent(store: Store) -> None:
     store.ensure_version("v1", dimension=3)
     for _ in range(3):
         store.upsert_items("v1", [("a", unit(1, 0, 0), {})])
         store.upsert_users("v1", [user("u1", unit(1, 0, 0), 1, 1.0)])
-    assert store.client.count("items__v1").count == 1
-    assert store.client.count("users__v1").count == 1
+    assert store.count("items__v1") == 1
+    assert store.count("users__v1") == 1
 
 
-def test_versions_live_in_their_own_collections(store: QdrantStore) -> None:
+def test_versions_live_in_their_own_collections(store: Store) -> None:
     store.ensure_version("v1", dimension=3)
     store.ensure_version("v2", dimension=2)  # not served until switched
     assert store.serving() == "v1"
     store.upsert_items("v2", [("a", unit(1, 0), {})])
-    assert store.client.count("items__v1").count == 0
+    assert store.count("items__v1") == 0
     store.switch("v2")
     assert store.serving() == "v2"
     store.switch("v1")  # roll back
     assert store.serving() == "v1"
+
+
+def test_recent_items_and_concepts_round_trip(store: Store) -> None:
+    store.ensure_version("v1", dimension=3)
+    point = UserPoint(
+        "u1", {"short": unit(1, 0, 0), "long": unit(1, 0, 0)}, 1.0, 2, [], ["x", "y z"]
+    )
+    store.upsert_users("v1", [point])
+    got = store.user("u1")
+    assert recent_items(got.payload) == ["x", "y z"]
+    assert got.payload["concepts"] == []
+
+
+def test_a_missing_version_is_a_store_error(store: Store) -> None:
+    with pytest.raises(StoreError):
+        store.upsert_users("nope", [user("u1", unit(1, 0, 0), 1, 1.0)])
+    with pytest.raises(StoreError):
+        store.switch("nope") if isinstance(store, EdgeStore) else store.count("users__nope")
+
+
+def test_the_backend_is_chosen_by_settings(tmp_path: Path) -> None:
+    edge = open_store(path=tmp_path / "e")
+    local = open_store(path=tmp_path / "l", backend="local")
+    memory = open_store(path=Path(":memory:"), backend="edge")
+    try:
+        assert isinstance(edge, EdgeStore)
+        assert isinstance(local, QdrantStore) and local.backend == "qdrant-local"
+        assert isinstance(memory, QdrantStore) and memory.backend == "qdrant-local-memory"
+    finally:
+        for s in (edge, local, memory):
+            s.close()
+    with pytest.raises(StoreError, match="unknown embedded Qdrant backend"):
+        open_store(path=tmp_path / "x", backend="rocks")
+
+
+def test_edge_keeps_data_and_aliases_across_reopen(tmp_path: Path) -> None:
+    s = EdgeStore.open(tmp_path / "edge")
+    s.ensure_version("v1", dimension=3)
+    s.ensure_version("v2", dimension=3, serve=True)
+    s.upsert_items("v2", [("a", unit(1, 0, 0), {})])
+    s.close()
+    again = EdgeStore.open(tmp_path / "edge")
+    try:
+        assert again.serving() == "v2"
+        assert set(again.item_vectors("v2", ["a"])) == {"a"}
+    finally:
+        again.close()
+
+
+def test_edge_runs_its_optimizer_as_points_accumulate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(edge, "OPTIMIZE_EVERY", 3)
+    calls = []
+    s = EdgeStore.open(tmp_path / "edge")
+    s.ensure_version("v1", dimension=3)
+    shard = s._shard("items__v1")
+    real = shard.optimize
+    monkeypatch.setattr(s, "_shard", lambda name: _Spy(real, calls, shard))
+    for i in range(7):
+        s.upsert_items("v1", [(str(i), unit(1, i, 0), {})])
+    assert len(calls) == 2  # after the 3rd and the 6th point
+    s.close()
+
+
+class _Spy:
+    def __init__(self, real, calls, shard) -> None:
+        self._real, self._calls, self._shard = real, calls, shard
+
+    def optimize(self) -> bool:
+        self._calls.append(1)
+        return self._real()
+
+    def __getattr__(self, name):
+        return getattr(self._shard, name)

@@ -17,7 +17,7 @@ import pytest
 
 from encoder.model import load_model
 from streams.settings import Settings
-from streams.store import QdrantStore
+from streams.store import open_store
 from streams.topics import ensure_topics
 from tests.streams.kafka_helpers import WorkerProcess, produce, read_topic, wait_committed
 
@@ -42,7 +42,7 @@ def pipeline(kafka_broker, tiny_model_dir: Path, tmp_path: Path):
     }
     ensure_topics(Settings(kafka_bootstrap=kafka_broker.bootstrap, topic_prefix=prefix))
     worker = WorkerProcess(env, tmp_path / "worker.log")
-    yield prefix, worker, kafka_broker.bootstrap, tmp_path / "data" / "qdrant"
+    yield prefix, worker, kafka_broker.bootstrap, Settings(data_dir=tmp_path / "data")
     worker.stop()
 
 
@@ -74,8 +74,9 @@ def oracle(events, item_vecs, half_life: float) -> np.ndarray:
     return s / np.linalg.norm(s)
 
 
-def check_oracle(qdrant: Path, clicks: dict[str, list[tuple[int, float]]]) -> None:
-    store = QdrantStore.connect(path=qdrant)
+def check_oracle(qdrant: Settings, clicks: dict[str, list[tuple[int, float]]]) -> None:
+    """The worker's (stopped) embedded store against the oracle, user by user."""
+    store = open_store(path=qdrant.qdrant_location, backend=qdrant.qdrant_backend)
     try:
         version = store.serving()
         item_vecs = store.item_vectors(version, [str(i) for i in range(10)])
