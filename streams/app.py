@@ -31,6 +31,7 @@ from encoder.model import load_model
 from encoder.registry import resolve_model_dir
 from encoder.service import Encoder
 from streams.deadletter import dead_letter
+from streams.gaps import GapGuard
 from streams.processor import EventProcessor, Outcome, ProcessorConfig, RawRecord, load_concepts
 from streams.records import Limits
 from streams.settings import Settings
@@ -43,6 +44,31 @@ EVENT_TOPICS = ("clicks", "views", "reviews")
 MAX_BACKOFF_S = 30.0
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 T = TypeVar("T")
+
+
+class StateTable(faust.Table):
+    """A Faust table that remembers its changelog records until the broker has them.
+
+    Faust commits offsets after flushing its producer buffer, but that flush gives up after
+    0.1 s without a delivery (faust ``ProducerBuffer.flush_atmost``): under load a commit
+    can overtake the changelog record of the state it covers, and a crash then loses that
+    state. The agents therefore wait for :meth:`delivered` before they acknowledge a window.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_flight: list[asyncio.Future[Any]] = []
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        fut = super().send_changelog(*args, **kwargs)
+        self.in_flight.append(fut)
+        return fut
+
+    async def delivered(self) -> None:
+        """Wait until every changelog record sent so far is acknowledged by the broker."""
+        if self.in_flight:
+            await asyncio.gather(*list(self.in_flight))
+            self.in_flight = [f for f in self.in_flight if not f.done()]
 
 
 class TableStates(MutableMapping[str, Any]):
@@ -134,14 +160,17 @@ def build_app(settings: Settings) -> faust.App:
     events_topic = app.topic(*(settings.topic(t) for t in EVENT_TOPICS), schema=raw)
     items_topic = app.topic(settings.topic("items"), schema=raw)
     dlq_topic = app.topic(settings.topic("dlq"), schema=raw)
-    table = app.Table(
-        "user-state",
+    table = StateTable(
+        app,
+        name="user-state",
         default=None,
+        beacon=app.tables.beacon,
         key_type=bytes,  # bytes keys and values: Faust picks its raw codec for both
         value_type=bytes,  # InterestState.to_bytes()
         partitions=settings.topic_partitions,
         use_partitioner=True,
     )
+    app.tables.add(table)
     kinds = {settings.topic(t): t for t in (*EVENT_TOPICS, "items")}
     holder: dict[str, EventProcessor] = {}
     stats = WorkerStats()
@@ -168,9 +197,36 @@ def build_app(settings: Settings) -> faust.App:
             log.info("serving model %s", model.version)
         return holder["p"]
 
+    async def without_holes(events: list[Any], guard: GapGuard) -> list[Any]:
+        """The window's records that continue their partitions (streams/gaps.py)."""
+        # Faust keeps the group's committed offsets here; it has no public accessor.
+        consumer: Any = app.consumer
+        committed = consumer._committed_offset
+        taken = []
+        for e in events:
+            tp = e.message.tp
+            verdict = guard.check(tp, e.message.offset, committed.get(tp))
+            if verdict.seek_to is not None:
+                log.warning(
+                    "records missing from %s %d before offset %d: reading again from %d",
+                    tp.topic,
+                    tp.partition,
+                    e.message.offset,
+                    verdict.seek_to,
+                )
+                stats.counts["gaps_reread"] += 1
+                await consumer.seek(tp, verdict.seek_to)
+            if verdict.take:
+                taken.append(e)
+        return taken
+
     async def run_windows(stream: Any, work: str) -> None:
         window_s = settings.window_ms / 1000
-        async for events in stream.noack_take(settings.window_events, within=window_s):
+        guard = GapGuard()
+        async for window in stream.noack_take(settings.window_events, within=window_s):
+            events = await without_holes(window, guard)
+            if not events:
+                continue
             records = [
                 RawRecord(
                     kinds.get(e.message.topic, "clicks"),
@@ -183,6 +239,7 @@ def build_app(settings: Settings) -> faust.App:
                 for e in events
             ]
             outcome = await with_retry(functools.partial(process, work, records), f"{work} window")
+            await table.delivered()  # the states this window changed are in the changelog
             acked_s = time.time()
             stats.window(work, [int(e.message.timestamp * 1000) for e in events], acked_s, outcome)
             log.debug(

@@ -1,0 +1,71 @@
+"""Guard against records that go missing between Kafka and the agents.
+
+faust-streaming can lose records around a rebalance or a restart: records fetched while the
+table recovers are cleared from the stream queues while the fetch position has moved past
+them, and its gap handling can then commit offsets over them (faust-streaming #596). Seen
+here as one event missing after ``kill -9`` and a restart. The agents therefore check that
+each partition's records arrive without holes:
+
+    guard = GapGuard()
+    verdict = guard.check(tp, offset, committed)   # per record, in stream order
+    if verdict.seek_to is not None:                # a hole: read the partition again from there
+        await consumer.seek(tp, verdict.seek_to)
+    if verdict.take:                               # else leave the record out, unacknowledged
+
+A record whose offset lies beyond the next expected one (the last offset taken + 1, or the
+group's committed offset for a partition not seen yet) opens a hole, unless the group has
+already committed past it (another worker handled it). The guard then asks for a seek back
+to the first missing offset and leaves out this partition's records until the re-read
+begins (the offsets step back) or the group has committed past the hole; records left out
+are never acknowledged, so no commit can pass the hole. Each hole is retried once: a hole
+that is still there after a re-read is a real one (transaction markers, compaction) and is
+accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from collections.abc import Hashable
+
+RETRIED_MEMORY = 1024  # holes remembered per guard (each is retried once)
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    take: bool
+    seek_to: int | None = None
+
+
+TAKE = Verdict(True)
+
+
+class GapGuard:
+    def __init__(self) -> None:
+        self.expected: dict[Hashable, int] = {}  # partition -> next offset to take
+        # partition -> (offset the re-read starts at, last offset left out before it began)
+        self.waiting: dict[Hashable, tuple[int, int]] = {}
+        self._retried: deque[tuple[Hashable, int]] = deque(maxlen=RETRIED_MEMORY)
+        self.holes = 0  # holes found (each triggered one re-read)
+
+    def check(self, tp: Hashable, offset: int, committed: int | None) -> Verdict:
+        """``committed``: the group's committed offset for ``tp`` (next to read), or None."""
+        if tp in self.waiting:
+            start, last = self.waiting[tp]
+            if offset > last and offset > max(start, committed or 0):
+                self.waiting[tp] = (start, offset)  # still a record fetched before the seek
+                return Verdict(False)
+            # The re-read has begun (offsets stepped back), or the group committed past it.
+            del self.waiting[tp]
+            self.expected[tp] = offset + 1
+            return TAKE
+        expected = self.expected.get(tp, committed)
+        if expected is not None and offset > expected:
+            first_missing = max(expected, committed or 0)
+            if offset > first_missing and (tp, first_missing) not in self._retried:
+                self._retried.append((tp, first_missing))
+                self.waiting[tp] = (first_missing, offset)
+                self.holes += 1
+                return Verdict(False, seek_to=first_missing)
+        self.expected[tp] = max(self.expected.get(tp, 0), offset + 1)
+        return TAKE
