@@ -42,6 +42,8 @@ from streams.store import open_store as _open
 log = logging.getLogger(__name__)
 EVENT_TOPICS = ("clicks", "views", "reviews")
 MAX_BACKOFF_S = 30.0
+GAP_CHECK_S = 5.0  # how often idle agents' partitions are checked for a hole at their end
+GAP_IDLE_S = 10.0  # ... once nothing was taken from the partition for this long
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 T = TypeVar("T")
 
@@ -173,6 +175,8 @@ def build_app(settings: Settings) -> faust.App:
     app.tables.add(table)
     kinds = {settings.topic(t): t for t in (*EVENT_TOPICS, "items")}
     holder: dict[str, EventProcessor] = {}
+    guards: dict[str, GapGuard] = {}  # per agent
+    busy: set[str] = set()  # agents inside a window
     stats = WorkerStats()
 
     async def processor() -> EventProcessor:
@@ -222,48 +226,79 @@ def build_app(settings: Settings) -> faust.App:
 
     async def run_windows(stream: Any, work: str) -> None:
         window_s = settings.window_ms / 1000
-        guard = GapGuard()
+        guard = guards[work] = GapGuard()
         async for window in stream.noack_take(settings.window_events, within=window_s):
-            events = await without_holes(window, guard)
-            if not events:
-                continue
-            records = [
-                RawRecord(
-                    kinds.get(e.message.topic, "clicks"),
-                    e.message.value or b"",
-                    e.message.topic,
-                    e.message.partition,
-                    e.message.offset,
-                    tuple(e.message.headers or ()),
-                )
-                for e in events
-            ]
-            outcome = await with_retry(functools.partial(process, work, records), f"{work} window")
-            await table.delivered()  # the states this window changed are in the changelog
-            acked_s = time.time()
-            stats.window(work, [int(e.message.timestamp * 1000) for e in events], acked_s, outcome)
-            log.debug(
-                "%s window: %d records, %d written, %d dead, %d duplicates, %d unknown",
-                work,
-                len(records),
-                outcome.written,
-                len(outcome.dead),
-                outcome.duplicates,
-                outcome.unknown_items,
+            busy.add(work)
+            try:
+                await run_window(stream, window, guard, work)
+            finally:
+                busy.discard(work)
+
+    async def run_window(stream: Any, window: list[Any], guard: GapGuard, work: str) -> None:
+        events = await without_holes(window, guard)
+        if not events:
+            return
+        records = [
+            RawRecord(
+                kinds.get(e.message.topic, "clicks"),
+                e.message.value or b"",
+                e.message.topic,
+                e.message.partition,
+                e.message.offset,
+                tuple(e.message.headers or ()),
             )
-            for rec, error in outcome.dead:
-                value, headers = dead_letter(
-                    rec.value,
-                    rec.headers,
-                    rec.topic,
-                    rec.partition,
-                    rec.offset,
-                    error,
-                    max_bytes=MAX_RECORD_BYTES - 64 * 1024,  # room for headers
+            for e in events
+        ]
+        outcome = await with_retry(functools.partial(process, work, records), f"{work} window")
+        await table.delivered()  # the states this window changed are in the changelog
+        acked_s = time.time()
+        stats.window(work, [int(e.message.timestamp * 1000) for e in events], acked_s, outcome)
+        log.debug(
+            "%s window: %d records, %d written, %d dead, %d duplicates, %d unknown",
+            work,
+            len(records),
+            outcome.written,
+            len(outcome.dead),
+            outcome.duplicates,
+            outcome.unknown_items,
+        )
+        for rec, error in outcome.dead:
+            value, headers = dead_letter(
+                rec.value,
+                rec.headers,
+                rec.topic,
+                rec.partition,
+                rec.offset,
+                error,
+                max_bytes=MAX_RECORD_BYTES - 64 * 1024,  # room for headers
+            )
+            await with_retry(functools.partial(send_letter, value, headers), "dead letter")
+        for event in events:
+            await stream.ack(event)
+
+    @app.timer(GAP_CHECK_S)
+    async def check_partition_ends() -> None:
+        """Holes at the end of a partition (streams/gaps.py): look while an agent idles."""
+        consumer: Any = app.consumer
+        if consumer is None or app.in_recovery or getattr(app, "rebalancing", False):
+            return
+        committed = consumer._committed_offset
+        for tp in consumer.assignment():
+            work = "items" if tp.topic == items_topic.get_topic_name() else "events"
+            if tp.topic not in kinds or work in busy or work not in guards:
+                continue
+            end = consumer.highwater(tp)
+            seek_to = guards[work].stalled(tp, end, committed.get(tp), GAP_IDLE_S)
+            if seek_to is not None:
+                log.warning(
+                    "records missing from the end of %s %d (log ends at %d): reading again from %d",
+                    tp.topic,
+                    tp.partition,
+                    end,
+                    seek_to,
                 )
-                await with_retry(functools.partial(send_letter, value, headers), "dead letter")
-            for event in events:
-                await stream.ack(event)
+                stats.counts["gaps_reread"] += 1
+                await consumer.seek(tp, seek_to)
 
     async def process(work: str, records: list[RawRecord]) -> Outcome:
         p = await processor()

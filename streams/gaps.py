@@ -12,6 +12,9 @@ each partition's records arrive without holes:
         await consumer.seek(tp, verdict.seek_to)
     if verdict.take:                               # else leave the record out, unacknowledged
 
+A hole at the very end of a partition has no later record to reveal it; a timer asks
+:meth:`GapGuard.stalled` about each partition while the agent is idle.
+
 A record whose offset lies beyond the next expected one (the last offset taken + 1, or the
 group's committed offset for a partition not seen yet) opens a hole, unless the group has
 already committed past it (another worker handled it). The guard then asks for a seek back
@@ -25,6 +28,7 @@ accepted.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import deque
 from collections.abc import Hashable
 
@@ -47,6 +51,8 @@ class GapGuard:
         self.waiting: dict[Hashable, tuple[int, int]] = {}
         self._retried: deque[tuple[Hashable, int]] = deque(maxlen=RETRIED_MEMORY)
         self.holes = 0  # holes found (each triggered one re-read)
+        self.last_taken: dict[Hashable, float] = {}  # partition -> monotonic time
+        self.started = time.monotonic()
 
     def check(self, tp: Hashable, offset: int, committed: int | None) -> Verdict:
         """``committed``: the group's committed offset for ``tp`` (next to read), or None."""
@@ -58,6 +64,7 @@ class GapGuard:
             # The re-read has begun (offsets stepped back), or the group committed past it.
             del self.waiting[tp]
             self.expected[tp] = offset + 1
+            self.last_taken[tp] = time.monotonic()
             return TAKE
         expected = self.expected.get(tp, committed)
         if expected is not None and offset > expected:
@@ -68,4 +75,27 @@ class GapGuard:
                 self.holes += 1
                 return Verdict(False, seek_to=first_missing)
         self.expected[tp] = max(self.expected.get(tp, 0), offset + 1)
+        self.last_taken[tp] = time.monotonic()
         return TAKE
+
+    def stalled(
+        self, tp: Hashable, end: int | None, committed: int | None, idle_s: float
+    ) -> int | None:
+        """For an idle agent: the offset to read ``tp`` again from, or None.
+
+        A hole at the end of a partition has no later record to reveal it. When the log
+        ends (``end``: the next offset Kafka will write) beyond the next expected offset and
+        nothing was taken from the partition for ``idle_s`` while the agent was idle, those
+        records were fetched and lost on the way: read them again (once per hole).
+        """
+        expected = self.expected.get(tp, committed)
+        if end is None or expected is None or end <= expected or tp in self.waiting:
+            return None
+        if time.monotonic() - self.last_taken.get(tp, self.started) < idle_s:
+            return None
+        if (tp, expected) in self._retried:
+            return None
+        self._retried.append((tp, expected))
+        self.waiting[tp] = (expected, expected - 1)
+        self.holes += 1
+        return expected

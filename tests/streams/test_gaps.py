@@ -61,3 +61,27 @@ def test_partitions_are_independent() -> None:
     assert guard.check(("clicks", 1), 0, 0).take
     assert guard.check(("clicks", 1), 3, 0).seek_to == 1
     assert guard.check(("clicks", 0), 1, 0).take
+
+
+def test_a_hole_at_the_end_of_a_partition_is_found_once_the_agent_idles(monkeypatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("streams.gaps.time.monotonic", lambda: clock[0])
+    guard = GapGuard()
+    assert take_all(guard, [0, 1, 2], committed=0) == [True] * 3
+    assert guard.stalled(TP, end=3, committed=0, idle_s=10) is None  # all taken
+    assert guard.stalled(TP, end=5, committed=0, idle_s=10) is None  # 3, 4 may be on the way
+    clock[0] += 11
+    assert guard.stalled(TP, end=5, committed=0, idle_s=10) == 3  # lost on the way: re-read
+    assert guard.stalled(TP, end=5, committed=0, idle_s=10) is None  # asked once
+    assert take_all(guard, [3, 4], committed=0) == [True, True]
+    assert guard.holes == 1
+
+
+def test_a_partition_never_seen_is_checked_from_the_committed_offset(monkeypatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr("streams.gaps.time.monotonic", lambda: clock[0])
+    guard = GapGuard()
+    clock[0] = 30.0
+    assert guard.stalled(TP, end=7, committed=7, idle_s=10) is None  # nothing to read
+    assert guard.stalled(TP, end=9, committed=7, idle_s=10) == 7
+    assert guard.check(TP, 7, 7).take
