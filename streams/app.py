@@ -10,6 +10,10 @@ committed after Qdrant acknowledged the writes that cover them. Transient failur
 the encoder down) are retried with backoff; while they last, the agent does not take more
 records (back-pressure) and nothing is dead-lettered.
 
+Each partition's records are checked for holes that Faust can leave around a restart or a
+rebalance, and a hole is read again (``streams/gaps.py``); a window is acknowledged only
+after the changelog records of the states it changed are delivered (``StateTable``).
+
 User state lives in the Faust table ``user-state`` (in memory, changelogged to Kafka and
 restored from it on restart). The table is keyed by the user id's UTF-8 bytes and
 partitioned by the same partitioner as the event topics, so each user's state lives in the
@@ -23,7 +27,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import faust
 
@@ -201,25 +205,27 @@ def build_app(settings: Settings) -> faust.App:
             log.info("serving model %s", model.version)
         return holder["p"]
 
+    async def read_again(tp: Any, offset: int, where: str) -> None:
+        log.warning(
+            "records missing from %s %d %s: reading again from %d",
+            tp.topic,
+            tp.partition,
+            where,
+            offset,
+        )
+        stats.counts["gaps_reread"] += 1
+        await app.consumer.seek(tp, offset)
+
     async def without_holes(events: list[Any], guard: GapGuard) -> list[Any]:
         """The window's records that continue their partitions (streams/gaps.py)."""
         # Faust keeps the group's committed offsets here; it has no public accessor.
-        consumer: Any = app.consumer
-        committed = consumer._committed_offset
+        committed = cast(Any, app.consumer)._committed_offset
         taken = []
         for e in events:
             tp = e.message.tp
             verdict = guard.check(tp, e.message.offset, committed.get(tp))
             if verdict.seek_to is not None:
-                log.warning(
-                    "records missing from %s %d before offset %d: reading again from %d",
-                    tp.topic,
-                    tp.partition,
-                    e.message.offset,
-                    verdict.seek_to,
-                )
-                stats.counts["gaps_reread"] += 1
-                await consumer.seek(tp, verdict.seek_to)
+                await read_again(tp, verdict.seek_to, f"before offset {e.message.offset}")
             if verdict.take:
                 taken.append(e)
         return taken
@@ -290,15 +296,7 @@ def build_app(settings: Settings) -> faust.App:
             end = consumer.highwater(tp)
             seek_to = guards[work].stalled(tp, end, committed.get(tp), GAP_IDLE_S)
             if seek_to is not None:
-                log.warning(
-                    "records missing from the end of %s %d (log ends at %d): reading again from %d",
-                    tp.topic,
-                    tp.partition,
-                    end,
-                    seek_to,
-                )
-                stats.counts["gaps_reread"] += 1
-                await consumer.seek(tp, seek_to)
+                await read_again(tp, seek_to, f"at its end (the log ends at {end})")
 
     async def process(work: str, records: list[RawRecord]) -> Outcome:
         p = await processor()
