@@ -162,8 +162,8 @@ class Store(abc.ABC):
         self._point_aliases({kind: collection(kind, version) for kind in (ITEMS, USERS)})
 
     def resolve(self, name: str) -> str:
-        """A collection name, or the collection an alias points at."""
-        return self.aliases().get(name, name)
+        """A collection name (``kind__version``), or the collection an alias points at."""
+        return name if "__" in name else self.aliases().get(name, name)
 
     # -- items ----------------------------------------------------------------------------
 
