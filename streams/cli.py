@@ -10,6 +10,7 @@ own packages print one line and exit 2; anything else is a bug and shows its tra
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -182,17 +183,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from streams.errors import StreamError
     from streams.replay import replay_movielens
     from streams.settings import Settings
     from streams.topics import ensure_topics
 
-    rate = None if args.rate == "max" else float(args.rate)
-    if rate is not None and rate <= 0:
-        raise SystemExit("interest-stream: error: --rate must be positive or 'max'")
+    try:
+        rate = None if args.rate == "max" else float(args.rate)
+    except ValueError:
+        rate = -1.0
+    if rate is not None and not 0 < rate < math.inf:
+        raise StreamError(f"--rate must be a positive number or 'max', not {args.rate!r}")
+    if not 0 <= args.wait_items < math.inf:
+        raise StreamError(f"--wait-items must be a number of seconds >= 0, not {args.wait_items}")
     settings = Settings()
     ensure_topics(settings)
-    if args.wait_items < 0:
-        raise SystemExit("interest-stream: error: --wait-items must not be negative")
     stats = replay_movielens(
         args.path, settings, rate=rate, limit=args.limit, wait_items=args.wait_items
     )

@@ -79,3 +79,13 @@ def test_bad_arguments_exit_2(argv) -> None:
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--rate", "0"), ("--rate", "fast"), ("--rate", "nan"), ("--wait-items", "-1")],
+)
+def test_bad_replay_options_are_one_line_errors(flag, value, tmp_path: Path, capsys) -> None:
+    assert main(["replay", "--path", str(tmp_path), flag, value]) == 2  # before any broker
+    err = capsys.readouterr().err
+    assert err.startswith("interest-stream: error:") and flag in err
