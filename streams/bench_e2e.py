@@ -31,6 +31,7 @@ import orjson
 
 from streams.replay import Record, publish
 from streams.settings import Settings
+from streams.store import backend_for
 from streams.topics import ensure_topics, wait_caught_up
 
 WORDS = [
@@ -139,18 +140,12 @@ def run_e2e(
         "freshness_p99_ms": round(float(np.percentile(fresh, 99)), 1) if len(fresh) else None,
         "encoded_texts": counts.get("encoded_texts", 0),
         "dlq": counts.get("dlq", 0),
-        "backend": _backend(settings),
+        "backend": backend_for(
+            settings.qdrant_url, settings.qdrant_location, settings.qdrant_backend
+        ),
         "users": users,
         "items": items,
     }
-
-
-def _backend(settings: Settings) -> str:
-    if settings.qdrant_url:
-        return "qdrant-server"
-    if str(settings.qdrant_path) == ":memory:":
-        return "qdrant-local-memory"
-    return "qdrant-edge" if settings.qdrant_backend == "edge" else "qdrant-local-disk"
 
 
 def _event(n: int, rng: random.Random, users: int, items: int, review: bool) -> Record:

@@ -221,6 +221,17 @@ class Store(abc.ABC):
         return hits[0] if hits else None
 
 
+def backend_for(url: str | None, path: Path | None, backend: str = "edge") -> str:
+    """The backend :func:`open_store` picks for these arguments, by its ``Store.backend`` name."""
+    if url:
+        return "qdrant-server"
+    if path is None or str(path) == ":memory:":
+        return "qdrant-local-memory"
+    if backend not in ("edge", "local"):
+        raise StoreError(f"unknown embedded Qdrant backend {backend!r} (edge or local)")
+    return "qdrant-edge" if backend == "edge" else "qdrant-local"
+
+
 def open_store(
     url: str | None = None,
     api_key: str | None = None,
@@ -230,12 +241,11 @@ def open_store(
     """A server at ``url`` (qdrant-client); else the embedded store at ``path``: Qdrant Edge
     (``backend="edge"``) or qdrant-client's local mode (``"local"``). ``path=":memory:"``
     is local mode in memory, whatever the backend (nothing persists: tests, benchmarks)."""
-    if url or backend == "local" or path is None or str(path) == ":memory:":
+    if backend_for(url, path, backend) != "qdrant-edge":
         return QdrantStore.connect(url, api_key, path)
-    if backend != "edge":
-        raise StoreError(f"unknown embedded Qdrant backend {backend!r} (edge or local)")
     from streams.edge import EdgeStore  # imports this module
 
+    assert path is not None  # backend_for says so
     return EdgeStore.open(path)
 
 

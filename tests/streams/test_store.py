@@ -141,25 +141,17 @@ def test_edge_runs_its_optimizer_as_points_accumulate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(edge, "OPTIMIZE_EVERY", 3)
-    calls = []
     s = EdgeStore.open(tmp_path / "edge")
     s.ensure_version("v1", dimension=3)
-    shard = s._shard("items__v1")
-    real = shard.optimize
-    monkeypatch.setattr(s, "_shard", lambda name: _Spy(real, calls, shard))
+    calls: list[str] = []
+    real_call = s._call
+
+    def spy(fn, *args, **kwargs):
+        calls.append(fn.__name__)
+        return real_call(fn, *args, **kwargs)
+
+    monkeypatch.setattr(s, "_call", spy)
     for i in range(7):
         s.upsert_items("v1", [(str(i), unit(1, i, 0), {})])
-    assert len(calls) == 2  # after the 3rd and the 6th point
+    assert calls.count("optimize") == 2  # after the 3rd and the 6th point
     s.close()
-
-
-class _Spy:
-    def __init__(self, real, calls, shard) -> None:
-        self._real, self._calls, self._shard = real, calls, shard
-
-    def optimize(self) -> bool:
-        self._calls.append(1)
-        return self._real()
-
-    def __getattr__(self, name):
-        return getattr(self._shard, name)
