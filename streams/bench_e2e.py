@@ -16,10 +16,7 @@ Items (``items``, synthetic titles) are loaded and processed before either phase
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,8 +28,9 @@ import orjson
 
 from streams.replay import Record, publish
 from streams.settings import Settings
+from streams.spawn import private_settings, spawned_worker
 from streams.store import backend_for
-from streams.topics import ensure_topics, wait_caught_up
+from streams.topics import wait_caught_up
 
 WORDS = [
     "great",
@@ -60,34 +58,13 @@ def run_e2e(
     users: int = 5000,
     progress: bool = True,
 ) -> dict[str, Any]:
-    tag = f"bench{int(time.time())}"
-    prefix = f"{tag}."
-    run = Settings(**(settings.model_dump() | {"topic_prefix": prefix, "consumer_group": tag}))
-    ensure_topics(run)
+    run = private_settings(settings, "bench")
+    prefix, tag = run.topic_prefix, run.consumer_group
     workdir = Path(tempfile.mkdtemp(prefix="interest-bench-"))
-    stats_file = workdir / "stats.json"
-    env = os.environ | {
-        "INTEREST_KAFKA_BOOTSTRAP": run.kafka_bootstrap,
-        "INTEREST_TOPIC_PREFIX": prefix,
-        "INTEREST_CONSUMER_GROUP": tag,
-        "INTEREST_DATA_DIR": str(workdir / "data"),
-        "INTEREST_MODEL_DIR": str(settings.models_root.absolute()),
-        "INTEREST_STATS_FILE": str(stats_file),
-    }
-    if settings.qdrant_path is not None:
-        env["INTEREST_QDRANT_PATH"] = str(settings.qdrant_path)
-    log = (workdir / "worker.log").open("wb")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     rng = random.Random(3)
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
-    try:
-        say(f"[1/3] loading {items} items (worker log: {workdir / 'worker.log'})")
+    with spawned_worker(run, workdir, settings.models_root) as worker:
+        say(f"[1/3] loading {items} items (worker log: {worker.log})")
         item_recs = [
             Record(
                 "items",
@@ -101,13 +78,15 @@ def run_e2e(
             for i in range(items)
         ]
         asyncio.run(publish(item_recs, run, None, progress=False))
-        wait_caught_up(run, tag, [f"{prefix}items"], timeout=600)
+        wait_caught_up(run, tag, [f"{prefix}items"], timeout=600, check=worker.check)
 
         say(f"[2/3] throughput: {events} click/view events at max rate")
         t0 = time.time()
         recs = [_event(n, rng, users, items, review=False) for n in range(events)]
         asyncio.run(publish(recs, run, None, progress, desc="produce"))
-        wait_caught_up(run, tag, [f"{prefix}clicks", f"{prefix}views"], timeout=1800)
+        wait_caught_up(
+            run, tag, [f"{prefix}clicks", f"{prefix}views"], timeout=1800, check=worker.check
+        )
         events_per_s = events / (time.time() - t0)
 
         n_fresh = int(rate * seconds)
@@ -118,17 +97,14 @@ def run_e2e(
         ]
         asyncio.run(publish(recs, run, rate, progress, desc="produce"))
         wait_caught_up(
-            run, tag, [f"{prefix}clicks", f"{prefix}views", f"{prefix}reviews"], timeout=600
+            run,
+            tag,
+            [f"{prefix}clicks", f"{prefix}views", f"{prefix}reviews"],
+            timeout=600,
+            check=worker.check,
         )
         time.sleep(1.5)  # the worker dumps its stats every second
-        stats = orjson.loads(stats_file.read_bytes())
-    finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-        log.close()
+        stats = orjson.loads(worker.stats_file.read_bytes())
     fresh = np.asarray([f for p, f in stats["freshness"] if p >= start_ms])
     counts = stats["counts"]
     return {
@@ -140,9 +116,7 @@ def run_e2e(
         "freshness_p99_ms": round(float(np.percentile(fresh, 99)), 1) if len(fresh) else None,
         "encoded_texts": counts.get("encoded_texts", 0),
         "dlq": counts.get("dlq", 0),
-        "backend": backend_for(
-            settings.qdrant_url, settings.qdrant_location, settings.qdrant_backend
-        ),
+        "backend": backend_for(None, worker.qdrant_location, settings.qdrant_backend),
         "users": users,
         "items": items,
     }

@@ -176,6 +176,33 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--json", action="store_true")
     rec.set_defaults(func=cmd_recommend)
 
+    ev = sub.add_parser(
+        "eval",
+        help="recommendation quality under the published protocol (5-core, leave-one-out)",
+        description="Rows: popularity, last item, interest vectors (half-lives and weights "
+        "tuned on validation only), the serving vector. Data: --dataset movielens --path DIR, "
+        "or the generic pair --events events.csv (user_id,item_id,ts[,rating]) --items "
+        "items.csv (item_id,text).",
+    )
+    ev.add_argument("--dataset", choices=["movielens"], default=None)
+    ev.add_argument("--path", type=Path, default=None, help="the dataset folder (--dataset)")
+    ev.add_argument("--events", type=Path, default=None, help="events.csv of the generic pair")
+    ev.add_argument("--items", type=Path, default=None, help="items.csv of the generic pair")
+    ev.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="model version directory or models root (default: the settings' models root)",
+    )
+    ev.add_argument(
+        "--through-pipeline",
+        action="store_true",
+        help="also replay the test histories through Kafka, a worker and Qdrant and rank "
+        "with Qdrant queries (needs the broker: interest-stream kafka start)",
+    )
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_eval)
+
     worker = sub.add_parser("worker", help="run the Faust agents (settings from INTEREST_*)")
     worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning"])
     worker.set_defaults(func=cmd_worker)
@@ -244,6 +271,55 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         print(f"user {args.user_id} ({user.payload['event_count']} events; {concepts})")
         for r in rows:
             print(f"  {r['score']:.3f}  {r['item_id']:>7}  {r['text']}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from streams.errors import StreamError
+    from streams.evaluation.data import read_movielens, read_pair
+    from streams.evaluation.protocol import five_core, leave_one_out
+    from streams.evaluation.report import compare_pipeline, format_table
+    from streams.evaluation.run import encode_items, evaluate
+    from streams.settings import Settings
+
+    if args.dataset and (args.events or args.items):
+        raise StreamError("give either --dataset with --path, or --events with --items")
+    if args.dataset:
+        if args.path is None:
+            raise StreamError("--dataset needs --path DIR")
+        data = read_movielens(args.path)
+    elif args.events and args.items:
+        data = read_pair(args.events, args.items)
+    else:
+        raise StreamError("no data: give --dataset movielens --path DIR, or --events and --items")
+    settings = Settings()
+    if args.model is not None:
+        settings = Settings(**(settings.model_dump() | {"model_dir": args.model}))
+    split = leave_one_out(five_core(data.interactions), data.texts)
+    counts = split.counts
+    print(
+        f"after the 5-core filter: {counts['interactions']} interactions, "
+        f"{counts['users']} users, {counts['items']} items",
+        file=sys.stderr,
+    )
+    vectors, version = encode_items(split.texts, settings.models_root, settings)
+    report = evaluate(split, vectors, version, settings)
+    if args.through_pipeline:
+        from streams.evaluation.pipeline import through_pipeline
+
+        compare_pipeline(report, through_pipeline(split, settings))
+    if args.json:
+        _print_json(report)
+    else:
+        print(format_table(report))
+    agreement = report.get("pipeline")
+    if agreement and not agreement["agree"]:
+        print(
+            "interest-stream: the pipeline and the offline serving row disagree "
+            f"(max |difference| {agreement['max_abs_diff']:.4f})",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

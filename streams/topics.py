@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -66,10 +67,20 @@ def kafka_security(settings: Settings) -> dict[str, object]:
     return options
 
 
-def wait_caught_up(settings: Settings, group: str, topics: list[str], timeout: float) -> None:
-    """Block until ``group`` has committed every record of ``topics`` (full names)."""
+def wait_caught_up(
+    settings: Settings,
+    group: str,
+    topics: list[str],
+    timeout: float,
+    check: Callable[[], None] | None = None,
+) -> None:
+    """Block until ``group`` has committed every record of ``topics`` (full names).
+
+    ``check`` is called between polls and may raise to give up early (a worker died)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if check is not None:
+            check()
         if asyncio.run(_lag(settings, group, topics)) == 0:
             return
         time.sleep(0.2)
