@@ -15,6 +15,7 @@ import numpy as np
 
 KS = (5, 10, 20)
 TOP = max(KS)  # the longest list any metric looks at
+MISS = 1 << 40  # the rank of a target no list shows: excluded, or below the list
 
 
 def rank_targets(
@@ -32,7 +33,7 @@ def rank_targets(
     target_scores = scores[rows, targets][:, None]
     index = np.arange(scores.shape[1])[None, :]
     ahead = (scores > target_scores) | ((scores == target_scores) & (index < targets[:, None]))
-    ranks = ahead.sum(axis=1)
+    ranks = np.where(np.isneginf(target_scores[:, 0]), MISS, ahead.sum(axis=1))
     top = np.argsort(-scores, axis=1, kind="stable")[:, :TOP]
     return ranks, top
 

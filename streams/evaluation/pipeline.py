@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from streams.errors import StreamError
-from streams.evaluation.metrics import TOP, metrics
+from streams.evaluation.metrics import MISS, TOP, metrics
 from streams.evaluation.protocol import Split
 from streams.evaluation.rows import CLICK_RATING
 from streams.replay import Record, publish
@@ -98,7 +98,7 @@ def rank_in_qdrant(
             hits = store.recommend(user_id, k=TOP, exclude=[split.items[i] for i in history])
             top = [index[hit.payload["item_id"]] for hit in hits]
             target = split.target(u, "test")
-            ranks.append(top.index(target) if target in top else TOP)
+            ranks.append(top.index(target) if target in top else MISS)
             tops.append(top)
     finally:
         store.close()
