@@ -36,6 +36,10 @@ model: ## export the default model (fp32) into $(MODELS)
 demo: ## set up, export, start Kafka and a worker, replay MovieLens, recommend, stop
 	bash scripts/demo.sh
 
+.PHONY: results
+results: ## MovieLens quality, offline and through the pipeline: README table + docs/ plot
+	bash scripts/results.sh
+
 .PHONY: bench-e2e
 bench-e2e: ## broker + worker + producer: sustained events/s and freshness
 	$(VENV)/bin/interest-stream bench e2e

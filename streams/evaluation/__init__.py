@@ -1,8 +1,9 @@
 """``interest-stream eval``: recommendation quality on real data, under a published protocol.
 
     data = read_movielens(Path("../shared/data/movielens-latest-small"))  # or read_pair(...)
-    split = leave_one_out(five_core(data))           # 90,274 / 610 / 3,650 on MovieLens
-    report = evaluate(split, item_vectors, settings)  # rows x {validation, test} x metrics
+    split = leave_one_out(five_core(data.interactions), data.texts)  # 90,274 / 610 / 3,650
+    vectors, version = encode_items(split.texts, settings.models_root, settings)
+    report = evaluate(split, vectors, version, settings)  # rows x {validation, test} x metrics
 
 The parts: ``data`` reads a dataset (the generic ``events.csv`` + ``items.csv`` pair, or
 MovieLens), ``protocol`` filters and splits it, ``metrics`` turns the rank of each user's

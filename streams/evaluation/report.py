@@ -1,13 +1,24 @@
 """Printing and publishing an evaluation report.
 
-print(format_table(report))                 # the terminal table
-compare_pipeline(report, pipeline_metrics)  # adds the pipeline row and the agreement
-markdown_table(report)                      # the README's results table (test split)
+    print(format_table(report))                 # the terminal table
+    compare_pipeline(report, pipeline_metrics)  # adds the pipeline row and the agreement
+    markdown_table(report)                      # the README's results table (test split)
+
+``python -m streams.evaluation.report docs/results.json --readme README.md --plot PNG``
+(``make results``) rewrites the README's results section and the Recall@10 plot from a
+saved ``eval --json`` report.
 """
 
 from __future__ import annotations
 
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from streams.evaluation.metrics import KS
 
@@ -76,3 +87,104 @@ def markdown_table(report: dict[str, Any]) -> str:
         cells = " | ".join(f"{f:.4f}" for f in figures)
         lines.append(f"| *{name}, published* | {cells} | | |")
     return "\n".join(lines)
+
+
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def readme_section(report: dict[str, Any], plot: str, command: str) -> str:
+    counts = report["counts"]
+    agreement = report.get("pipeline")
+    lines = [
+        BEGIN,
+        f"Test split, {counts['interactions']:,} interactions of {counts['users']} users on "
+        f"{counts['items']:,} items after the 5-core filter; model `{report['model_version']}`; "
+        f"made by `{command}`.",
+        "",
+        markdown_table(report),
+        "",
+    ]
+    if agreement:
+        lines += [
+            "The pipeline row replays every history through Kafka, the worker and Qdrant and "
+            "ranks with the query a downstream service makes; it differs from the offline "
+            f"serving row by at most {agreement['max_abs_diff']:.5f} on any metric.",
+            "",
+        ]
+    lines += [standing(report), "", f"![Recall@10 per row]({plot})", END]
+    return "\n".join(lines)
+
+
+def standing(report: dict[str, Any]) -> str:
+    """Where we stand, in one sentence, from the test rows."""
+    test = {r["name"]: r["recall@10"] for r in report["rows"] if r["split"] == "test"}
+    best = max(test, key=lambda name: test[name])
+    sasrec, llamarec = PUBLISHED[0][1], PUBLISHED[-1][1]
+    serving, popularity = test["serving"], test["popularity"]
+    relation = "above" if serving > popularity else "below"
+    return (
+        f"**Where we stand:** the best row on test, `{best}`, reaches {test[best]:.4f} "
+        f"Recall@10: {test[best] / sasrec:.0%} of SASRec's {sasrec} and "
+        f"{test[best] / llamarec:.0%} of LlamaRec's {llamarec}. The interest vector as served "
+        f"reaches {serving:.4f}, {relation} popularity ({popularity:.4f})."
+    )
+
+
+def update_readme(readme: Path, section: str) -> None:
+    text = readme.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
+    if not pattern.search(text):
+        raise ValueError(f"{readme} has no {BEGIN} ... {END} section to replace")
+    readme.write_text(pattern.sub(lambda _: section, text), encoding="utf-8")
+
+
+def plot_recall(report: dict[str, Any], path: Path) -> None:
+    """Test Recall@10 per row, with the published models for reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ours = [(r["name"], r["recall@10"]) for r in report["rows"] if r["split"] == "test"]
+    published = [(f"{name} (published)", recall) for name, recall, *_ in PUBLISHED]
+    names = [n for n, _ in ours + published]
+    values = [v for _, v in ours + published]
+    colors = ["tab:blue"] * len(ours) + ["tab:gray"] * len(published)
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(names) + 1.2))
+    ax.barh(names[::-1], values[::-1], color=colors[::-1])
+    for y, v in enumerate(values[::-1]):
+        ax.text(v, y, f" {v:.4f}", va="center", fontsize=8)
+    ax.set_xlabel("Recall@10 (test, full ranking)")
+    ax.set_xlim(0, max(values) * 1.2)
+    counts = report["counts"]
+    ax.set_title(
+        f"MovieLens latest-small, 5-core, leave-one-out ({counts['users']} users, "
+        f"{counts['items']} items)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, metadata={"Software": None})  # no version stamp: stable bytes
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("report", type=Path, help="a saved `interest-stream eval --json`")
+    parser.add_argument("--readme", type=Path, required=True)
+    parser.add_argument("--plot", type=Path, required=True, help="the PNG to write")
+    parser.add_argument("--command", default="make results", help="named in the README")
+    args = parser.parse_args(argv)
+    report = orjson.loads(args.report.read_bytes())
+    plot_recall(report, args.plot)
+    relative = (
+        args.plot.relative_to(args.readme.parent)
+        if args.plot.is_relative_to(args.readme.parent)
+        else args.plot
+    )
+    update_readme(args.readme, readme_section(report, relative.as_posix(), args.command))
+    print(f"wrote {args.plot} and the results section of {args.readme}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

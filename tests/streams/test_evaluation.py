@@ -7,13 +7,22 @@ import random
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 
 from streams.cli import main
 from streams.evaluation.data import DataError, Dataset, Interaction, read_pair
 from streams.evaluation.metrics import MISS, metrics, rank_targets
 from streams.evaluation.protocol import five_core, leave_one_out
-from streams.evaluation.report import AGREE_WITHIN, compare_pipeline
+from streams.evaluation.report import (
+    AGREE_WITHIN,
+    BEGIN,
+    COLUMNS,
+    END,
+    compare_pipeline,
+    update_readme,
+)
+from streams.evaluation.report import main as publish
 from streams.evaluation.rows import Interest, interest_vectors, popularity_scores
 from streams.evaluation.run import evaluate
 from streams.interest import InterestState, event_weight
@@ -162,19 +171,13 @@ def test_evaluate_tunes_on_validation_and_reports_every_row() -> None:
 
 
 def test_compare_pipeline_flags_a_disagreement() -> None:
-    row = {"name": "serving", "split": "test", **dict.fromkeys(_columns(), 0.1)}
+    row = {"name": "serving", "split": "test", **dict.fromkeys(COLUMNS, 0.1)}
     report = {"rows": [row]}
-    compare_pipeline(report, dict.fromkeys(_columns(), 0.1 + AGREE_WITHIN / 2))
+    compare_pipeline(report, dict.fromkeys(COLUMNS, 0.1 + AGREE_WITHIN / 2))
     assert report["pipeline"]["agree"]
     report = {"rows": [row]}
-    compare_pipeline(report, dict.fromkeys(_columns(), 0.1 + 2 * AGREE_WITHIN))
+    compare_pipeline(report, dict.fromkeys(COLUMNS, 0.1 + 2 * AGREE_WITHIN))
     assert not report["pipeline"]["agree"]
-
-
-def _columns():
-    from streams.evaluation.report import COLUMNS
-
-    return COLUMNS
 
 
 # -- the generic CSV pair ----------------------------------------------------------------
@@ -231,3 +234,35 @@ def test_eval_without_data_is_a_one_line_error(capsys: pytest.CaptureFixture[str
     assert "no data" in capsys.readouterr().err
     assert main(["eval", "--dataset", "movielens"]) == 2
     assert "--path" in capsys.readouterr().err
+
+
+# -- the published report ----------------------------------------------------------------
+
+
+def report_for_readme() -> dict:
+    split = small_split()
+    vectors = np.random.default_rng(3).normal(size=(len(split.items), 6)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return evaluate(split, vectors, "v1", Settings(), progress=False)
+
+
+def test_the_readme_section_is_replaced_and_the_plot_written(tmp_path: Path) -> None:
+    (tmp_path / "report.json").write_bytes(orjson.dumps(report_for_readme()))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{BEGIN}\nold\n{END}\n\ntail\n")
+    plot = tmp_path / "docs" / "r.png"
+    plot.parent.mkdir()
+    args = [str(tmp_path / "report.json"), "--readme", str(readme), "--plot", str(plot)]
+    assert publish(args) == 0
+    text = readme.read_text()
+    assert "old" not in text and text.endswith(f"{END}\n\ntail\n")
+    assert "| *SASRec, published* | 0.0993 |" in text and "![Recall@10 per row](docs/r.png)" in text
+    assert "Where we stand" in text
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_readme_without_the_markers_is_an_error(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# nothing to replace\n")
+    with pytest.raises(ValueError, match="results:begin"):
+        update_readme(readme, "x")

@@ -7,7 +7,6 @@ same vector, and float32 (Qdrant) against float64 (offline) then flips near-ties
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
