@@ -59,9 +59,11 @@ def export_model(
     parent: str | None = None,
     set_current: bool | None = None,
     min_cosine: float | None = None,
+    source_name: str | None = None,
     log: TextIO = sys.stderr,
 ) -> ExportResult:
-    """Export, check and write one version. ``set_current=None``: only if none is current."""
+    """Export, check and write one version. ``set_current=None``: only if none is current.
+    ``source_name`` is what the manifest names as the source (default: the model directory)."""
     if precision not in PRECISIONS:
         raise ExportError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     try:
@@ -78,6 +80,8 @@ def export_model(
 
     step(1, f"inspecting {model_dir or 'the default model (all-MiniLM-L6-v2)'}")
     source = inspect_source(model_dir)
+    if source_name is not None:
+        source = dataclasses.replace(source, name=source_name)
     print(
         f"      {source.model_type}, {source.dimension} dims, {source.pooling} pooling, "
         f"max {source.max_length} tokens",

@@ -184,10 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         "or the generic pair --events events.csv (user_id,item_id,ts[,rating]) --items "
         "items.csv (item_id,text).",
     )
-    ev.add_argument("--dataset", choices=["movielens"], default=None)
-    ev.add_argument("--path", type=Path, default=None, help="the dataset folder (--dataset)")
-    ev.add_argument("--events", type=Path, default=None, help="events.csv of the generic pair")
-    ev.add_argument("--items", type=Path, default=None, help="items.csv of the generic pair")
+    _data_arguments(ev)
     ev.add_argument(
         "--model",
         type=Path,
@@ -202,6 +199,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_eval)
+
+    ft = sub.add_parser(
+        "finetune",
+        help="incremental fine-tuning rounds, each gated on the hold-out (needs the train extra)",
+        description="Each round trains the serving version on its slice of the examples (plus "
+        "a replay sample), exports the candidate, and promotes it only if its hold-out "
+        "Recall@10 beats the serving version's. Records go to <models root>/finetune.jsonl.",
+    )
+    _data_arguments(ft)
+    ft.add_argument("--model", type=Path, default=None, help="models root (default: settings')")
+    ft.add_argument("--rounds", type=int, default=1)
+    ft.add_argument("--steps", type=int, default=100, help="training steps per round")
+    ft.add_argument("--batch-size", type=int, default=32)
+    ft.add_argument("--learning-rate", type=float, default=3e-5)
+    ft.add_argument("--history", type=int, default=4, help="history items per user vector")
+    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--json", action="store_true")
+    ft.set_defaults(func=cmd_finetune)
 
     worker = sub.add_parser("worker", help="run the Faust agents (settings from INTEREST_*)")
     worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning"])
@@ -274,12 +289,18 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
+def _data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", choices=["movielens"], default=None)
+    parser.add_argument("--path", type=Path, default=None, help="the dataset folder (--dataset)")
+    parser.add_argument("--events", type=Path, default=None, help="events.csv (generic pair)")
+    parser.add_argument("--items", type=Path, default=None, help="items.csv (generic pair)")
+
+
+def _split_and_settings(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The protocol's split of the chosen data, and the settings (``--model`` applied)."""
     from streams.errors import StreamError
     from streams.evaluation.data import read_movielens, read_pair
     from streams.evaluation.protocol import five_core, leave_one_out
-    from streams.evaluation.report import compare_pipeline, format_table
-    from streams.evaluation.run import encode_items, evaluate
     from streams.settings import Settings
 
     if args.dataset and (args.events or args.items):
@@ -302,6 +323,43 @@ def cmd_eval(args: argparse.Namespace) -> int:
         f"{counts['users']} users, {counts['items']} items",
         file=sys.stderr,
     )
+    return split, settings
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from export.finetune import TrainConfig
+    from streams.training import run_rounds
+
+    split, settings = _split_and_settings(args)
+    config = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        history=args.history,
+        half_life_s=settings.half_life_short_s,
+        seed=args.seed,
+    )
+    records = run_rounds(split, settings, args.rounds, config)
+    if args.json:
+        _print_json(records)
+        return 0
+    for r in records:
+        print(
+            f"round {r['round']}: {r['candidate']} from {r['parent']} {r['decision']}; "
+            f"loss {r['train']['loss_first']:.3f} -> {r['train']['loss_last']:.3f}; hold-out "
+            f"Recall@10 {r['hold_out']['current']['recall@10']:.4f} -> "
+            f"{r['hold_out']['candidate']['recall@10']:.4f}; test Recall@10 "
+            f"{r['test']['current']['recall@10']:.4f} -> "
+            f"{r['test']['candidate']['recall@10']:.4f}; {r['seconds']:.0f} s"
+        )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from streams.evaluation.report import compare_pipeline, format_table
+    from streams.evaluation.run import encode_items, evaluate
+
+    split, settings = _split_and_settings(args)
     vectors, version = encode_items(split.texts, settings.models_root, settings)
     report = evaluate(split, vectors, version, settings)
     if args.through_pipeline:

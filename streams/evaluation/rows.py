@@ -57,7 +57,7 @@ def interest_vectors(
     for u, seq in enumerate(split.sequences):
         n = split.history_length(u, which)
         t = split.times[u][:n]
-        w = _weights(split, u, n, interest.scheme, settings)
+        w = event_weights(split, u, n, interest.scheme, settings)
         if interest.half_life_s is not None:
             w = w * np.exp2((t - t.max()) / interest.half_life_s)
         users[u] = w @ vectors[seq[:n]].astype(np.float64)
@@ -81,7 +81,7 @@ def schemes_for(split: Split) -> tuple[str, ...]:
     return SCHEMES if split.ratings is not None else ("uniform",)
 
 
-def _weights(split: Split, u: int, n: int, scheme: str, settings: Settings) -> np.ndarray:
+def event_weights(split: Split, u: int, n: int, scheme: str, settings: Settings) -> np.ndarray:
     if scheme == "uniform" or split.ratings is None:
         return np.ones(n)
     ratings = split.ratings[u][:n]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,15 @@ from streams.settings import Settings
 HOUR, DAY = 3_600.0, 86_400.0
 HALF_LIVES: tuple[float | None, ...] = (HOUR, DAY, 7 * DAY, 30 * DAY, 365 * DAY, None)
 ENCODE_CHUNK = 256
+ROWS = (
+    "popularity",
+    "last item",
+    "interest short",
+    "interest long",
+    "interest no decay",
+    "interest tuned",
+    "serving",
+)
 
 
 def encode_items(
@@ -88,8 +97,13 @@ def evaluate(
     version: str,
     settings: Settings,
     progress: bool = True,
+    rows: Collection[str] | None = None,
 ) -> dict[str, Any]:
-    """The report: ``{"counts", "model_version", "tuned", "rows": [...]}``."""
+    """The report: ``{"counts", "model_version", "tuned", "rows": [...]}``; ``rows`` names
+    the rows to compute (default: all; the tuning runs only for "interest tuned")."""
+    wanted = set(ROWS if rows is None else rows)
+    if wanted - set(ROWS):
+        raise ValueError(f"unknown rows {sorted(wanted - set(ROWS))}; expected some of {ROWS}")
     cache: dict[tuple[Interest, SplitName], dict[str, float]] = {}
 
     def interest(spec: Interest, which: SplitName) -> dict[str, float]:
@@ -104,17 +118,19 @@ def evaluate(
         for h in dict.fromkeys((*HALF_LIVES, settings.half_life_short_s, settings.half_life_long_s))
         for s in schemes
     ]
-    for spec in tqdm(grid, desc="tune on validation", disable=not progress, file=sys.stderr):
-        interest(spec, "validation")
+    if "interest tuned" in wanted:
+        for spec in tqdm(grid, desc="tune on validation", disable=not progress, file=sys.stderr):
+            interest(spec, "validation")
 
     def best(specs: list[Interest]) -> Interest:
         return max(specs, key=lambda s: _key(interest(s, "validation")))
 
-    rows: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
 
     def add(name: str, measure: Callable[[SplitName], dict[str, float]], **info: Any) -> None:
-        for which in SPLITS:
-            rows.append({"name": name, "split": which, **measure(which), **info})
+        if name in wanted:
+            for which in SPLITS:
+                out.append({"name": name, "split": which, **measure(which), **info})
 
     add("popularity", lambda w: _by_scores(split, w, popularity_scores(split, w)))
     add(
@@ -128,17 +144,20 @@ def evaluate(
         ("interest no decay", None),
     )
     for name, half_life in fixed:
+        if name not in wanted:
+            continue
         spec = best([Interest(half_life, s) for s in schemes])
         add(name, functools.partial(interest, spec), **_info(spec, version))
-    tuned = best(grid)
-    add("interest tuned", lambda w: interest(tuned, w), **_info(tuned, version))
+    tuned = best(grid) if "interest tuned" in wanted else None
+    if tuned is not None:
+        add("interest tuned", lambda w: interest(tuned, w), **_info(tuned, version))
     serving = serving_interest(split, settings)
     add("serving", lambda w: interest(serving, w), **_info(serving, version))
     return {
         "counts": split.counts,
         "model_version": version,
-        "tuned": {"half_life_s": tuned.half_life_s, "weights": tuned.scheme},
-        "rows": rows,
+        "tuned": {"half_life_s": tuned.half_life_s, "weights": tuned.scheme} if tuned else None,
+        "rows": out,
     }
 
 
