@@ -3,16 +3,14 @@
 The loss trains the encoder for the way the stream uses it. For an example (a user's history
 before some moment, the item that came next) the user vector is computed as the stream
 computes it: the forward-decayed weighted sum of the *encoded* history items (DESIGN.md,
-"Interest math"; the last ``history`` items, the stream's weights and short half-life),
-normalized. It is scored against every item of the catalog (a full softmax, as the
-evaluation ranks the full catalog), the user's history masked out, with cross-entropy on the
-next item:
+"Interest math": the stream's weights and short half-life, over the last ``history``
+items), normalized. Every text of a step (each example's history items and next item) is
+encoded with gradients, and each user vector is scored against all of them, its own history
+masked out; cross-entropy on the next item (a contrastive loss with in-batch negatives):
 
-    loss = -log softmax(u · e_next / τ  over  u · e_i / τ for every item i not in the history)
+    loss = -log softmax_i(u · e_i / τ)[next],  i over the step's items not in the history
 
-Items in the step (histories and next items) are encoded with gradients; the rest of the
-catalog comes from a table of vectors encoded at the start of the round and refreshed with
-every step's fresh vectors (a memory of negatives, as in cross-batch negative sampling).
+Gradients flow through both sides, history and items, as the same encoder serves both.
 
     result = finetune(source_dir, data, examples, TrainConfig(steps=100), out_dir)
     result["loss_first"], result["loss_last"], result["seconds"]

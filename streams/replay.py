@@ -18,7 +18,6 @@ Items go first, then every event in time order (ties by user, item). Events are 
 from __future__ import annotations
 
 import asyncio
-import csv
 import dataclasses
 import sys
 import time
@@ -30,9 +29,12 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
+from streams.csvrows import csv_rows
 from streams.errors import StreamError
 from streams.settings import Settings
 from streams.topics import kafka_security, wait_caught_up
+
+HINT = ": is --path a MovieLens folder?"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +46,7 @@ class Record:
 
 
 def movielens_items(path: Path) -> Iterator[Record]:
-    for row in _rows(path / "movies.csv", ("movieId", "title", "genres")):
+    for _, row in csv_rows(path / "movies.csv", ("movieId", "title", "genres"), (), HINT):
         genres = row["genres"].split("|") if row["genres"] != "(no genres listed)" else []
         text = row["title"] + (f". Genres: {', '.join(genres)}" if genres else "")
         yield Record("items", row["movieId"], {"item_id": row["movieId"], "text": text}, 0.0)
@@ -52,7 +54,8 @@ def movielens_items(path: Path) -> Iterator[Record]:
 
 def movielens_events(path: Path) -> list[Record]:
     events = []
-    for row in _rows(path / "ratings.csv", ("userId", "movieId", "rating", "timestamp")):
+    ratings = csv_rows(path / "ratings.csv", ("userId", "movieId", "rating", "timestamp"), (), HINT)
+    for _, row in ratings:
         rating, ts = float(row["rating"]), float(row["timestamp"])
         topic = "clicks" if rating >= 4 else "views"
         value = {
@@ -63,7 +66,8 @@ def movielens_events(path: Path) -> list[Record]:
             "rating": rating,
         }
         events.append(Record(topic, row["userId"], value, ts))
-    for n, row in enumerate(_rows(path / "tags.csv", ("userId", "movieId", "tag", "timestamp"))):
+    tags = csv_rows(path / "tags.csv", ("userId", "movieId", "tag", "timestamp"), (), HINT)
+    for n, (_, row) in enumerate(tags):
         ts = float(row["timestamp"])
         value = {
             "event_id": f"t{n}",
@@ -75,19 +79,6 @@ def movielens_events(path: Path) -> list[Record]:
         events.append(Record("reviews", row["userId"], value, ts))
     events.sort(key=lambda r: (r.ts, int(r.value["user_id"]), int(r.value["item_id"])))
     return events
-
-
-def _rows(path: Path, columns: tuple[str, ...]) -> Iterator[dict[str, str]]:
-    try:
-        fh = path.open(newline="", encoding="utf-8")
-    except FileNotFoundError:
-        raise StreamError(f"{path} not found: is --path a MovieLens folder?") from None
-    with fh:
-        reader = csv.DictReader(fh)
-        missing = set(columns) - set(reader.fieldnames or ())
-        if missing:
-            raise StreamError(f"{path}: missing columns {sorted(missing)}")
-        yield from reader
 
 
 async def publish(

@@ -17,18 +17,12 @@ protocol counts ratings only.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
-from streams.errors import StreamError
-from streams.replay import movielens_items
-
-
-class DataError(StreamError):
-    """A dataset file that cannot be read as the documented format."""
+from streams.csvrows import DataError, csv_rows
+from streams.replay import HINT, movielens_items
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +46,7 @@ class Dataset:
 def read_pair(events_path: Path, items_path: Path) -> Dataset:
     """The generic ``events.csv`` + ``items.csv`` pair."""
     texts: dict[str, str] = {}
-    for line, row in _rows(items_path, ("item_id", "text"), ()):
+    for line, row in csv_rows(items_path, ("item_id", "text"), ()):
         item_id, text = row["item_id"].strip(), row["text"].strip()
         if not item_id:
             raise DataError(f"{items_path}:{line}: empty item_id")
@@ -62,7 +56,7 @@ def read_pair(events_path: Path, items_path: Path) -> Dataset:
             raise DataError(f"{items_path}:{line}: item {item_id!r} appears twice")
         texts[item_id] = text
     interactions = []
-    rows = _rows(events_path, ("user_id", "item_id", "ts"), ("rating",))
+    rows = csv_rows(events_path, ("user_id", "item_id", "ts"), ("rating",))
     for line, row in rows:
         where = f"{events_path}:{line}"
         user_id, item_id = row["user_id"].strip(), row["item_id"].strip()
@@ -89,7 +83,8 @@ def read_movielens(path: Path) -> Dataset:
     texts = {rec.value["item_id"]: rec.value["text"] for rec in movielens_items(path)}
     ratings = path / "ratings.csv"
     interactions = []
-    for line, row in _rows(ratings, ("userId", "movieId", "rating", "timestamp"), ()):
+    columns = ("userId", "movieId", "rating", "timestamp")
+    for line, row in csv_rows(ratings, columns, (), HINT):
         where = f"{ratings}:{line}"
         if row["movieId"] not in texts:
             raise DataError(f"{where}: movie {row['movieId']!r} is not in movies.csv")
@@ -102,36 +97,6 @@ def read_movielens(path: Path) -> Dataset:
             )
         )
     return Dataset(interactions, texts)
-
-
-def _rows(
-    path: Path, required: tuple[str, ...], optional: tuple[str, ...]
-) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row) for each data row; the header must name the required columns."""
-    try:
-        fh = path.open(newline="", encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path} not found") from None
-    with fh:
-        reader = csv.DictReader(fh)
-        try:
-            header = reader.fieldnames or []
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise DataError(f"{path}: unreadable header ({exc})") from None
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise DataError(f"{path}: header {header} lacks column(s) {missing}")
-        columns = set(required) | {c for c in optional if c in header}
-        try:
-            for row in reader:
-                if None in row or any(row[c] is None for c in columns):
-                    raise DataError(
-                        f"{path}:{reader.line_num}: expected {len(header)} fields, "
-                        f"got a different count"
-                    )
-                yield reader.line_num, {c: row[c] for c in columns}
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise DataError(f"{path}:{reader.line_num}: {exc}") from None
 
 
 def _number(text: str | None, name: str, where: str) -> float:

@@ -200,7 +200,7 @@ def test_the_generic_pair_reads_with_and_without_ratings(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("events", "items", "message"),
     [
-        ("user,item,ts\nu,a,1\n", None, r"lacks column\(s\) \['user_id', 'item_id'\]"),
+        ("user,item,ts\nu,a,1\n", None, r"missing columns \['user_id', 'item_id'\]"),
         ("user_id,item_id,ts\nu,a,yesterday\n", None, r"events\.csv:2: ts 'yesterday' is not"),
         ("user_id,item_id,ts\nu,a,nan\n", None, "not finite"),
         ("user_id,item_id,ts\nu,zz,1\n", None, r"item 'zz' is not in items\.csv"),
@@ -210,7 +210,7 @@ def test_the_generic_pair_reads_with_and_without_ratings(tmp_path: Path) -> None
         (b"user_id,item_id,ts\nu\xff,a,1\n", None, "utf-8"),
         ("user_id,item_id,ts\nu,a,1\n", "item_id,text\na,\n", "has no text"),
         ("user_id,item_id,ts\nu,a,1\n", "item_id,text\na,x\na,y\n", "appears twice"),
-        ("user_id,item_id,ts\nu,a,1\n", "id,title\na,x\n", "lacks column"),
+        ("user_id,item_id,ts\nu,a,1\n", "id,title\na,x\n", "missing columns"),
     ],
 )
 def test_malformed_files_are_refused_with_the_place(
