@@ -40,6 +40,10 @@ demo: ## set up, export, start Kafka and a worker, replay MovieLens, recommend, 
 results: ## MovieLens quality, offline and through the pipeline: README table + docs/ plot
 	bash scripts/results.sh
 
+.PHONY: finetune-curve
+finetune-curve: ## MovieLens fine-tuning rounds in a scratch models root: README curve table
+	bash scripts/finetune_curve.sh
+
 .PHONY: bench-e2e
 bench-e2e: ## broker + worker + producer: sustained events/s and freshness
 	$(VENV)/bin/interest-stream bench e2e

@@ -19,5 +19,5 @@ trap cleanup EXIT
 mkdir -p docs
 $CLI eval --dataset movielens --path "$DATASET" --through-pipeline --json >docs/results.json.new
 mv docs/results.json.new docs/results.json
-.venv/bin/python -m streams.evaluation.report docs/results.json \
-    --readme README.md --plot docs/recall_at_10.png --command "make results"
+.venv/bin/python -m streams.evaluation.report --readme README.md \
+    --results docs/results.json --plot docs/recall_at_10.png --command "make results"

@@ -4,9 +4,10 @@
     compare_pipeline(report, pipeline_metrics)  # adds the pipeline row and the agreement
     markdown_table(report)                      # the README's results table (test split)
 
-``python -m streams.evaluation.report docs/results.json --readme README.md --plot PNG``
-(``make results``) rewrites the README's results section and the Recall@10 plot from a
-saved ``eval --json`` report.
+``python -m streams.evaluation.report --readme README.md --results docs/results.json --plot
+PNG`` (``make results``) rewrites the README's results section and the Recall@10 plot from a
+saved ``eval --json`` report; ``--curve docs/finetune_curve.json`` (``make finetune-curve``)
+the fine-tuning table from a saved ``finetune --json``.
 """
 
 from __future__ import annotations
@@ -89,14 +90,13 @@ def markdown_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+BEGIN, END = "<!-- {}:begin -->", "<!-- {}:end -->"  # README sections, by name
 
 
 def readme_section(report: dict[str, Any], plot: str, command: str) -> str:
     counts = report["counts"]
     agreement = report.get("pipeline")
     lines = [
-        BEGIN,
         f"Test split, {counts['interactions']:,} interactions of {counts['users']} users on "
         f"{counts['items']:,} items after the 5-core filter; model `{report['model_version']}`; "
         f"made by `{command}`.",
@@ -111,7 +111,31 @@ def readme_section(report: dict[str, Any], plot: str, command: str) -> str:
             f"serving row by at most {agreement['max_abs_diff']:.5f} on any metric.",
             "",
         ]
-    lines += [standing(report), "", f"![Recall@10 per row]({plot})", END]
+    lines += [standing(report), "", f"![Recall@10 per row]({plot})"]
+    return "\n".join(lines)
+
+
+def curve_section(records: list[dict[str, Any]], command: str) -> str:
+    """The fine-tuning rounds of one ``finetune --json`` run, as a table."""
+    lines = [
+        f"Made by `{command}`; Recall@10 of the served user vector (1 d half-life), hold-out "
+        "= each user's validation target, test reported only.",
+        "",
+        "| round | examples (targets from .. to) | loss first -> last | hold-out: serving -> "
+        "candidate | test: serving -> candidate | decision | minutes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        data, train = r["data"], r["train"]
+        lines.append(
+            f"| {r['round']} | {data['examples']:,} ({data['from']} .. {data['to']}) | "
+            f"{train['loss_first']:.3f} -> {train['loss_last']:.3f} | "
+            f"{r['hold_out']['current']['recall@10']:.4f} -> "
+            f"{r['hold_out']['candidate']['recall@10']:.4f} | "
+            f"{r['test']['current']['recall@10']:.4f} -> "
+            f"{r['test']['candidate']['recall@10']:.4f} | {r['decision']} | "
+            f"{r['seconds'] / 60:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -130,11 +154,14 @@ def standing(report: dict[str, Any]) -> str:
     )
 
 
-def update_readme(readme: Path, section: str) -> None:
+def update_readme(readme: Path, name: str, body: str) -> None:
+    """Replace what stands between the README's ``name`` markers with ``body``."""
+    begin, end = BEGIN.format(name), END.format(name)
     text = readme.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
     if not pattern.search(text):
-        raise ValueError(f"{readme} has no {BEGIN} ... {END} section to replace")
+        raise ValueError(f"{readme} has no {begin} ... {end} section to replace")
+    section = f"{begin}\n{body}\n{end}"
     readme.write_text(pattern.sub(lambda _: section, text), encoding="utf-8")
 
 
@@ -169,20 +196,29 @@ def plot_recall(report: dict[str, Any], path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("report", type=Path, help="a saved `interest-stream eval --json`")
     parser.add_argument("--readme", type=Path, required=True)
-    parser.add_argument("--plot", type=Path, required=True, help="the PNG to write")
+    parser.add_argument("--results", type=Path, help="a saved `interest-stream eval --json`")
+    parser.add_argument("--plot", type=Path, help="the Recall@10 PNG to write (--results)")
+    parser.add_argument("--curve", type=Path, help="a saved `interest-stream finetune --json`")
     parser.add_argument("--command", default="make results", help="named in the README")
     args = parser.parse_args(argv)
-    report = orjson.loads(args.report.read_bytes())
-    plot_recall(report, args.plot)
-    relative = (
-        args.plot.relative_to(args.readme.parent)
-        if args.plot.is_relative_to(args.readme.parent)
-        else args.plot
-    )
-    update_readme(args.readme, readme_section(report, relative.as_posix(), args.command))
-    print(f"wrote {args.plot} and the results section of {args.readme}", file=sys.stderr)
+    if args.results is None and args.curve is None:
+        parser.error("nothing to publish: give --results (with --plot) or --curve")
+    if args.results is not None:
+        if args.plot is None:
+            parser.error("--results needs --plot")
+        report = orjson.loads(args.results.read_bytes())
+        plot_recall(report, args.plot)
+        base = args.readme.parent.absolute()
+        plot = args.plot.absolute()
+        shown = plot.relative_to(base) if plot.is_relative_to(base) else plot
+        update_readme(
+            args.readme, "results", readme_section(report, shown.as_posix(), args.command)
+        )
+    if args.curve is not None:
+        records = orjson.loads(args.curve.read_bytes())
+        update_readme(args.readme, "curve", curve_section(records, args.command))
+    print(f"updated {args.readme}", file=sys.stderr)
     return 0
 
 

@@ -249,13 +249,21 @@ def report_for_readme() -> dict:
 def test_the_readme_section_is_replaced_and_the_plot_written(tmp_path: Path) -> None:
     (tmp_path / "report.json").write_bytes(orjson.dumps(report_for_readme()))
     readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n\n{BEGIN}\nold\n{END}\n\ntail\n")
+    begin, end = BEGIN.format("results"), END.format("results")
+    readme.write_text(f"# x\n\n{begin}\nold\n{end}\n\ntail\n")
     plot = tmp_path / "docs" / "r.png"
     plot.parent.mkdir()
-    args = [str(tmp_path / "report.json"), "--readme", str(readme), "--plot", str(plot)]
+    args = [
+        "--results",
+        str(tmp_path / "report.json"),
+        "--readme",
+        str(readme),
+        "--plot",
+        str(plot),
+    ]
     assert publish(args) == 0
     text = readme.read_text()
-    assert "old" not in text and text.endswith(f"{END}\n\ntail\n")
+    assert "old" not in text and text.endswith(f"{end}\n\ntail\n")
     assert "| *SASRec, published* | 0.0993 |" in text and "![Recall@10 per row](docs/r.png)" in text
     assert "Where we stand" in text
     assert plot.read_bytes().startswith(b"\x89PNG")
@@ -265,4 +273,23 @@ def test_a_readme_without_the_markers_is_an_error(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text("# nothing to replace\n")
     with pytest.raises(ValueError, match="results:begin"):
-        update_readme(readme, "x")
+        update_readme(readme, "results", "x")
+
+
+def test_the_curve_section_has_one_row_per_round(tmp_path: Path) -> None:
+    metrics_ = {"recall@10": 0.03}
+    record = {
+        "round": "1/2",
+        "decision": "promoted",
+        "data": {"examples": 3200, "from": "2000-01-01", "to": "2001-01-01"},
+        "train": {"loss_first": 4.5, "loss_last": 4.25},
+        "hold_out": {"current": metrics_, "candidate": {"recall@10": 0.04}},
+        "test": {"current": metrics_, "candidate": {"recall@10": 0.05}},
+        "seconds": 600,
+    }
+    (tmp_path / "curve.json").write_bytes(orjson.dumps([record]))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{BEGIN.format('curve')}\n{END.format('curve')}\n")
+    assert publish(["--readme", str(readme), "--curve", str(tmp_path / "curve.json")]) == 0
+    row = "| 1/2 | 3,200 (2000-01-01 .. 2001-01-01) | 4.500 -> 4.250 | 0.0300 -> 0.0400 |"
+    assert row in readme.read_text() and "| promoted | 10.0 |" in readme.read_text()
