@@ -50,5 +50,5 @@ def test_a_dead_worker_is_reported_with_its_log(tmp_path: Path) -> None:
 
 
 def test_without_a_broker_it_says_how_to_start_one() -> None:
-    with pytest.raises(StreamError, match="no Kafka broker at 127.0.0.1:9.*kafka start"):
+    with pytest.raises(StreamError, match=r"no Kafka broker at 127\.0\.0\.1:9 .*kafka start"):
         private_settings(Settings(kafka_bootstrap="127.0.0.1:9"), "x")
