@@ -14,8 +14,11 @@ Each partition's records are checked for holes that Faust can leave around a res
 rebalance, and a hole is read again (``streams/gaps.py``); a window is acknowledged only
 after the changelog records of the states it changed are delivered (``StateTable``).
 
-User state lives in the Faust table ``user-state`` (in memory, changelogged to Kafka and
-restored from it on restart). The table is keyed by the user id's UTF-8 bytes and
+User state lives in the Faust table ``user-state-<model version>`` (in memory, changelogged
+to Kafka and restored from it on restart). The state's sums are made of one model's vectors,
+so each version has its own table: a worker started on another version never folds new
+vectors into sums of the old one (it starts that version's users afresh; a full rebuild of
+a new version is a roll-out, see the README). The table is keyed by the user id's UTF-8 bytes and
 partitioned by the same partitioner as the event topics, so each user's state lives in the
 partition of its events.
 """
@@ -31,6 +34,7 @@ from typing import Any, TypeVar, cast
 
 import faust
 
+from encoder.manifest import read_manifest
 from encoder.model import load_model
 from encoder.registry import resolve_model_dir
 from encoder.service import Encoder
@@ -166,9 +170,11 @@ def build_app(settings: Settings) -> faust.App:
     events_topic = app.topic(*(settings.topic(t) for t in EVENT_TOPICS), schema=raw)
     items_topic = app.topic(settings.topic("items"), schema=raw)
     dlq_topic = app.topic(settings.topic("dlq"), schema=raw)
+    model_dir = resolve_model_dir(settings.models_root)  # fixed for this worker's life
+    version = read_manifest(model_dir).version
     table = StateTable(
         app,
-        name="user-state",
+        name=f"user-state-{version}",
         default=None,
         beacon=app.tables.beacon,
         key_type=bytes,  # bytes keys and values: Faust picks its raw codec for both
@@ -185,7 +191,6 @@ def build_app(settings: Settings) -> faust.App:
 
     async def processor() -> EventProcessor:
         if "p" not in holder:
-            model_dir = resolve_model_dir(settings.models_root)
             model = await asyncio.to_thread(
                 load_model,
                 model_dir,
@@ -202,7 +207,16 @@ def build_app(settings: Settings) -> faust.App:
             p = EventProcessor(encoder, store, TableStates(table), processor_config(settings))
             await p.start()
             holder["p"] = p
-            log.info("serving model %s", model.version)
+            serving = store.serving()
+            log.info("model %s; the aliases serve %s", model.version, serving)
+            if serving != model.version:
+                log.warning(
+                    "this worker writes version %s, but readers see %s until a roll-out "
+                    "rebuilds %s and switches the aliases (README, Fine-tuning)",
+                    model.version,
+                    serving,
+                    model.version,
+                )
         return holder["p"]
 
     async def read_again(tp: Any, offset: int, where: str) -> None:

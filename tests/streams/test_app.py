@@ -37,3 +37,23 @@ def test_a_failed_changelog_delivery_is_not_swallowed() -> None:
             await table.delivered()
 
     asyncio.run(body())
+
+
+def test_each_model_version_has_its_own_state_table(tmp_path, tiny_model_dir) -> None:
+    """Sums of one model's vectors never meet another model's vectors."""
+    from encoder.manifest import read_manifest
+    from streams.app import build_app
+    from streams.settings import Settings
+
+    version = read_manifest(tiny_model_dir).version
+    app = build_app(Settings(model_dir=tiny_model_dir, data_dir=tmp_path))
+    assert list(app.tables) == [f"user-state-{version}"]
+
+
+def test_a_worker_without_a_model_fails_at_once(tmp_path) -> None:
+    from encoder.errors import ModelLoadError
+    from streams.app import build_app
+    from streams.settings import Settings
+
+    with pytest.raises(ModelLoadError, match="interest-stream export"):
+        build_app(Settings(model_dir=tmp_path / "none", data_dir=tmp_path))
