@@ -200,6 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_eval)
 
+    sw = sub.add_parser(
+        "switch",
+        help="point the items and users aliases at a model version at once (roll-out, roll-back)",
+    )
+    sw.add_argument("version", help="a version whose items__ and users__ collections exist")
+    sw.add_argument("--json", action="store_true")
+    sw.set_defaults(func=cmd_switch)
+
     ft = sub.add_parser(
         "finetune",
         help="incremental fine-tuning rounds, each gated on the hold-out (needs the train extra)",
@@ -324,6 +332,34 @@ def _split_and_settings(args: argparse.Namespace) -> tuple[Any, Any]:
         file=sys.stderr,
     )
     return split, settings
+
+
+def cmd_switch(args: argparse.Namespace) -> int:
+    from streams.app import open_store
+    from streams.errors import StreamError
+    from streams.settings import Settings
+    from streams.store import ITEMS, USERS, collection
+
+    store = open_store(Settings())
+    try:
+        names = store.collections()
+        missing = [
+            c for c in (collection(k, args.version) for k in (ITEMS, USERS)) if c not in names
+        ]
+        if missing:
+            raise StreamError(
+                f"version {args.version} has no {', '.join(missing)} in Qdrant: a worker on "
+                "that version builds them (README, Fine-tuning: roll-out)"
+            )
+        before = store.serving()
+        store.switch(args.version)
+    finally:
+        store.close()
+    if args.json:
+        _print_json({"before": before, "serving": args.version})
+    else:
+        print(f"aliases items, users: {before} -> {args.version}")
+    return 0
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:

@@ -12,7 +12,8 @@ from streams.cli import main
 
 def test_runtime_imports_without_torch() -> None:
     code = (
-        "import sys, encoder, encoder.bench, streams.cli;"
+        "import sys, encoder, encoder.bench, streams.cli, streams.app, streams.training,"
+        " streams.evaluation.run, streams.evaluation.pipeline, streams.evaluation.report;"
         "bad = [m for m in ('torch', 'transformers') if m in sys.modules];"
         "sys.exit(f'imported {bad}' if bad else 0)"
     )
@@ -89,3 +90,27 @@ def test_bad_replay_options_are_one_line_errors(flag, value, tmp_path: Path, cap
     assert main(["replay", "--path", str(tmp_path), flag, value]) == 2  # before any broker
     err = capsys.readouterr().err
     assert err.startswith("interest-stream: error:") and flag in err
+
+
+def test_switch_points_both_aliases_and_refuses_an_unbuilt_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streams.store import open_store
+
+    path = tmp_path / "qdrant"
+    store = open_store(path=path)
+    store.ensure_version("v1", 4)
+    store.ensure_version("v2", 4)  # built, not served
+    store.close()
+    monkeypatch.setenv("INTEREST_QDRANT_PATH", str(path))
+    assert main(["switch", "v3"]) == 2
+    assert "no items__v3, users__v3" in capsys.readouterr().err
+    assert main(["switch", "v2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"before": "v1", "serving": "v2"}
+    assert main(["switch", "v1"]) == 0  # roll-back
+    assert "v2 -> v1" in capsys.readouterr().out
+    store = open_store(path=path)
+    try:
+        assert store.aliases() == {"items": "items__v1", "users": "users__v1"}
+    finally:
+        store.close()
