@@ -24,6 +24,7 @@ start while ``<models root>/.finetune.lock`` is held.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import fcntl
 import io
@@ -158,7 +159,8 @@ def run_rounds(
             picked = round_examples(
                 examples, round_no, rounds, config.steps * config.batch_size, config.seed
             )
-            record = _round(split, settings, registry, data, picked, config, scores, progress)
+            seeded = dataclasses.replace(config, seed=config.seed + round_no)
+            record = _round(split, settings, registry, data, picked, seeded, scores, progress)
             record["round"] = f"{round_no + 1}/{rounds}"
             with (root / LOG_FILE).open("ab") as fh:
                 fh.write(orjson.dumps(record) + b"\n")
@@ -176,8 +178,6 @@ def _round(
     scores: dict[str, dict[str, dict[str, float]]],
     progress: bool,
 ) -> dict[str, Any]:
-    import dataclasses
-
     from export.finetune import finetune
     from export.pipeline import export_model
     from export.source import default_model_dir, inspect_source
@@ -188,14 +188,13 @@ def _round(
     source = weights_dir(registry, parent) or default_model_dir()
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
     say(f"fine-tuning {parent} on {len(picked)} examples")
-    seed = config.seed + len(scores)
     with tempfile.TemporaryDirectory(prefix=".finetune-", dir=registry.root) as tmp:
         trained = Path(tmp) / "source"
         train = finetune(
             source,
             data,
             picked,
-            dataclasses.replace(config, seed=seed),
+            config,
             trained,
             pooling=inspect_source(source).pooling,
             progress=progress,
@@ -209,23 +208,26 @@ def _round(
             log=sys.stderr if progress else io.StringIO(),
         )
         candidate = result.version
-        for version in (parent, candidate):
-            if version not in scores:
-                scores[version] = _hold_out(split, registry.path(version), settings)
-        better = (
-            scores[candidate]["validation"]["recall@10"] > scores[parent]["validation"]["recall@10"]
-        )
-        if better and result.created:
-            shutil.copytree(trained, result.path / WEIGHTS_DIR)
-            registry.set_current(candidate)
-        elif result.created:
-            shutil.rmtree(result.path)  # recorded below, then discarded
+        promoted = False
+        try:
+            for version in (parent, candidate):
+                if version not in scores:
+                    scores[version] = _hold_out(split, registry.path(version), settings)
+            hold_out = {v: scores[v]["validation"]["recall@10"] for v in (parent, candidate)}
+            if hold_out[candidate] > hold_out[parent]:
+                if not (result.path / WEIGHTS_DIR).exists():
+                    shutil.copytree(trained, result.path / WEIGHTS_DIR)
+                registry.set_current(candidate)
+                promoted = True
+        finally:
+            if result.created and not promoted:
+                shutil.rmtree(result.path)  # recorded below (unless this failed), then gone
     times = [data.times[u][p] for u, p in picked]
     return {
         "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "parent": parent,
         "candidate": candidate,
-        "decision": "promoted" if better else "discarded",
+        "decision": "promoted" if promoted else "discarded",
         "data": {
             "examples": len(picked),
             "from": datetime.datetime.fromtimestamp(min(times), datetime.UTC).date().isoformat(),

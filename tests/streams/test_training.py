@@ -129,8 +129,9 @@ def test_a_better_candidate_is_promoted_with_its_weights(
 
 
 @pytest.mark.slow
-def test_a_crash_in_training_leaves_the_serving_version_alone(
-    tiny_root: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("where", ["training", "measuring the candidate"])
+def test_a_crash_leaves_the_serving_version_alone(
+    tiny_root: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
     import export.finetune
 
@@ -140,7 +141,10 @@ def test_a_crash_in_training_leaves_the_serving_version_alone(
     def boom(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(export.finetune, "finetune", boom)
+    if where == "training":
+        monkeypatch.setattr(export.finetune, "finetune", boom)
+    else:  # after the candidate was exported
+        monkeypatch.setattr(training, "_hold_out", boom)
     with pytest.raises(RuntimeError, match="out of memory"):
         run_rounds(small_split(), Settings(model_dir=tiny_root), 1, _config(), False)
     assert registry.current() == serving and registry.versions() == [serving]
