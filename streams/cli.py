@@ -364,8 +364,14 @@ def cmd_switch(args: argparse.Namespace) -> int:
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     from export.finetune import TrainConfig
+    from streams.errors import StreamError
     from streams.training import run_rounds
 
+    for name in ("rounds", "steps", "batch_size", "history"):
+        if getattr(args, name) < 1:
+            raise StreamError(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0 < args.learning_rate < math.inf:
+        raise StreamError(f"--learning-rate must be a positive number, not {args.learning_rate}")
     split, settings = _split_and_settings(args)
     config = TrainConfig(
         steps=args.steps,

@@ -67,6 +67,24 @@ def test_without_a_current_version_it_says_what_to_run(tmp_path: Path) -> None:
         run_rounds(small_split(), settings, 1, _config())
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--steps", "0", "--steps must be at least 1"),
+        ("--rounds", "-1", "--rounds must be at least 1"),
+        ("--batch-size", "0", "--batch-size must be at least 1"),
+        ("--learning-rate", "nan", "--learning-rate must be a positive number"),
+    ],
+)
+def test_bad_finetune_options_are_one_line_errors(
+    option: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streams.cli import main
+
+    assert main(["finetune", "--dataset", "movielens", "--path", ".", option, value]) == 2
+    assert message in capsys.readouterr().err
+
+
 @pytest.fixture
 def tiny_root(tmp_path: Path, tiny_source_dir: Path) -> Path:
     from export.pipeline import export_model
