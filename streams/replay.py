@@ -35,6 +35,12 @@ from streams.settings import Settings
 from streams.topics import kafka_security, wait_caught_up
 
 HINT = ": is --path a MovieLens folder?"
+CLICK_RATING = 4.0  # a rated interaction is a click from this rating up, else a view
+
+
+def rating_topic(rating: float) -> str:
+    """Where a rated interaction goes: ``clicks`` from CLICK_RATING up, else ``views``."""
+    return "clicks" if rating >= CLICK_RATING else "views"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +63,7 @@ def movielens_events(path: Path) -> list[Record]:
     ratings = csv_rows(path / "ratings.csv", ("userId", "movieId", "rating", "timestamp"), (), HINT)
     for _, row in ratings:
         rating, ts = float(row["rating"]), float(row["timestamp"])
-        topic = "clicks" if rating >= 4 else "views"
+        topic = rating_topic(rating)
         value = {
             "event_id": f"r{row['userId']}-{row['movieId']}-{row['timestamp']}",
             "user_id": row["userId"],

@@ -23,8 +23,7 @@ from tqdm import tqdm
 from streams.errors import StreamError
 from streams.evaluation.metrics import MISS, TOP, metrics
 from streams.evaluation.protocol import Split
-from streams.evaluation.rows import CLICK_RATING
-from streams.replay import Record, publish
+from streams.replay import Record, publish, rating_topic
 from streams.settings import Settings
 from streams.spawn import private_settings, spawned_worker
 from streams.store import open_store
@@ -49,7 +48,7 @@ def history_events(split: Split) -> list[Record]:
             topic = "clicks"
             if split.ratings is not None:
                 value["rating"] = float(split.ratings[u][j])
-                topic = "clicks" if value["rating"] >= CLICK_RATING else "views"
+                topic = rating_topic(value["rating"])
             records.append(Record(topic, user_id, value, ts))
     records.sort(key=lambda r: r.ts)  # stable: users, then their own order
     return records

@@ -22,10 +22,10 @@ from collections.abc import Iterator
 import numpy as np
 
 from streams.evaluation.protocol import Split, SplitName
+from streams.replay import CLICK_RATING
 from streams.settings import Settings
 
 SCHEMES = ("uniform", "rating", "type")
-CLICK_RATING = 4.0  # streams/replay.py: a rating of 4 or more is a click, else a view
 
 
 @dataclasses.dataclass(frozen=True)
