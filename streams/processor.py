@@ -25,7 +25,7 @@ import numpy as np
 from encoder.cache import VectorCache
 from encoder.service import Encoder
 from streams.errors import RecordError
-from streams.interest import InterestState, event_weight, top_concepts
+from streams.interest import InterestState, directions_of, event_weight, top_concepts_of
 from streams.records import Event, Limits, decode_event, decode_item
 from streams.store import Store, UserPoint
 
@@ -154,26 +154,28 @@ class EventProcessor:
                 changed[e.user_id] = state
             else:
                 out.duplicates += 1
-        points = []
-        for user_id, state in changed.items():
-            directions = state.directions()
-            concepts = top_concepts(
-                directions["short"],
-                self._concepts,
-                list(self.config.concept_labels),
-                self.config.concept_temperature,
-                self.config.concepts_top,
+        if not changed:
+            return out
+        users = list(changed.values())
+        directions = directions_of(users)
+        concepts = top_concepts_of(
+            directions["short"],  # the vector a downstream service queries with
+            self._concepts,
+            self.config.concept_labels,
+            self.config.concept_temperature,
+            self.config.concepts_top,
+        )
+        points = [
+            UserPoint(
+                user_id,
+                {name: rows[i] for name, rows in directions.items()},
+                state.updated_at,
+                state.event_count,
+                concepts[i],
+                list(state.recent_items),
             )
-            points.append(
-                UserPoint(
-                    user_id,
-                    directions,
-                    state.updated_at,
-                    state.event_count,
-                    concepts,
-                    list(state.recent_items),
-                )
-            )
+            for i, (user_id, state) in enumerate(changed.items())
+        ]
         out.written = await asyncio.to_thread(self.store.upsert_users, version, points)
         for user_id, state in changed.items():  # after Qdrant acknowledged
             self.states[user_id] = state.to_bytes()

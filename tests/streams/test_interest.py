@@ -11,8 +11,10 @@ from streams.interest import (
     REBASE_AT,
     InterestState,
     StateFormatError,
+    directions_of,
     event_weight,
     top_concepts,
+    top_concepts_of,
 )
 
 HALF = {"short": 86_400.0, "long": 30 * 86_400.0}
@@ -134,3 +136,26 @@ def test_top_concepts_is_a_softmax() -> None:
     p = np.exp(logits) / np.exp(logits).sum()
     assert top[0][1] == pytest.approx(p[0], abs=1e-4)
     assert top_concepts(np.zeros(4), concepts, ["a", "b", "c", "d"], 0.1, 3) == []
+
+
+def test_many_states_at_once_equal_one_at_a_time() -> None:
+    """The stream computes a window's users together (directions_of, top_concepts_of)."""
+    rng = np.random.default_rng(5)
+    states = []
+    for n in range(4):
+        state = InterestState.empty(8, HALF)
+        for k in range(n):  # the first state has no events: a zero vector, no concepts
+            state.fold(f"{n}-{k}", 1.7e9 + k, 1.0, rng.standard_normal(8))
+        states.append(state)
+    together = directions_of(states)
+    concepts = rng.standard_normal((5, 8))
+    labels = list("abcde")
+    rows = top_concepts_of(together["short"], concepts, labels, 0.1, 3)
+    for i, state in enumerate(states):
+        alone = state.directions()
+        for name in HALF:
+            np.testing.assert_allclose(together[name][i], alone[name], rtol=0, atol=1e-7)
+        assert rows[i] == top_concepts(alone["short"], concepts, labels, 0.1, 3)
+    assert rows[0] == []
+    assert all(len(r) == 3 for r in rows[1:])
+    assert directions_of([]) == {}
