@@ -44,9 +44,42 @@ async def _ensure(settings: Settings, replication: int) -> list[str]:
                         for t in missing
                     ]
                 )
+            await _until_led(settings, missing)
         return missing
     finally:
         await admin.close()
+
+
+async def _until_led(settings: Settings, topics: list[str], timeout: float = 30.0) -> None:
+    """Wait until the broker leads every partition of freshly created ``topics``.
+
+    A broker answers create_topics before it has become the partitions' leader; a producer
+    started in that moment logs "not found in cluster metadata" and NotLeaderForPartition
+    until it has. Listing the partitions' end offsets succeeds only once they are led.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, **kafka_security(settings)
+    )
+    await consumer.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            await consumer._client.force_metadata_update()
+            parts = [
+                TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+            ]
+            if all(consumer.partitions_for_topic(t) for t in topics):
+                try:
+                    await asyncio.wait_for(consumer.end_offsets(parts), timeout=5.0)
+                    return
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+            elif time.monotonic() > deadline:
+                raise TimeoutError(f"topics {topics} have no leader after {timeout:.0f} s")
+            await asyncio.sleep(0.1)
+    finally:
+        await consumer.stop()
 
 
 def kafka_security(settings: Settings) -> dict[str, object]:
