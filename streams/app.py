@@ -138,7 +138,8 @@ def open_store(settings: Settings) -> Store:
     )
 
 
-def build_app(settings: Settings) -> faust.App:
+def faust_app(settings: Settings) -> faust.App:
+    """The worker's Faust app, without agents: broker, credentials, codecs, producer limits."""
     broker_credentials = None
     if settings.kafka_sasl_mechanism:
         password = settings.kafka_sasl_password
@@ -147,7 +148,7 @@ def build_app(settings: Settings) -> faust.App:
             password=password.get_secret_value() if password else None,
             mechanism=settings.kafka_sasl_mechanism,
         )
-    app = faust.App(
+    return faust.App(
         settings.consumer_group,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
         broker_credentials=broker_credentials,
@@ -164,12 +165,21 @@ def build_app(settings: Settings) -> faust.App:
         producer_max_request_size=MAX_RECORD_BYTES,
         table_cleanup_interval=60.0,
     )
+
+
+def raw_topic(app: faust.App, *names: str) -> Any:
+    """A topic (or several, read as one stream) of raw key and value bytes."""
     raw: Any = faust.Schema(
         key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
-    events_topic = app.topic(*(settings.topic(t) for t in EVENT_TOPICS), schema=raw)
-    items_topic = app.topic(settings.topic("items"), schema=raw)
-    dlq_topic = app.topic(settings.topic("dlq"), schema=raw)
+    return app.topic(*names, schema=raw)
+
+
+def build_app(settings: Settings) -> faust.App:
+    app = faust_app(settings)
+    events_topic = raw_topic(app, *(settings.topic(t) for t in EVENT_TOPICS))
+    items_topic = raw_topic(app, settings.topic("items"))
+    dlq_topic = raw_topic(app, settings.topic("dlq"))
     model_dir = resolve_model_dir(settings.models_root)  # fixed for this worker's life
     version = read_manifest(model_dir).version
     table = StateTable(

@@ -1,8 +1,12 @@
 """``interest-stream bench e2e``: broker, worker and producer on one machine, measured.
 
-One run, two phases, against the local broker and a worker subprocess (its own topics,
-consumer group and embedded Qdrant in a temporary folder):
+One run, three phases, against the local broker and worker subprocesses (their own topics,
+consumer groups and embedded Qdrant in a temporary folder):
 
+0. ceiling (the baseline, skipped with ``ceiling=False``): the same click/view events
+   through the worker's Faust app with an agent that takes windows and only acknowledges
+   them (no decoding, state, changelog or Qdrant): what Faust, aiokafka and the broker cost
+   on this machine. ``share_of_ceiling`` = events_per_s / ceiling_events_per_s;
 1. throughput: ``events`` click/view events (no text) produced as fast as the broker takes
    them; ``events_per_s`` = events / (first send -> the group has committed every one),
    i.e. sustained processing including the Qdrant writes;
@@ -28,7 +32,7 @@ import orjson
 
 from streams.replay import Record, publish
 from streams.settings import Settings
-from streams.spawn import private_settings, spawned_worker
+from streams.spawn import SpawnedWorker, private_settings, spawned_worker
 from streams.store import backend_for
 from streams.topics import wait_caught_up
 
@@ -56,13 +60,18 @@ def run_e2e(
     seconds: float = 20.0,
     items: int = 500,
     users: int = 5000,
+    ceiling: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
-    run = private_settings(settings, "bench")
-    prefix, tag = run.topic_prefix, run.consumer_group
     workdir = Path(tempfile.mkdtemp(prefix="interest-bench-"))
     rng = random.Random(3)
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
+    ceiling_per_s = None
+    if ceiling:
+        say(f"[0/3] ceiling: {events} click/view events through a Faust agent that only acks")
+        ceiling_per_s = _ceiling(settings, workdir / "ceiling", events, users, items, progress)
+    run = private_settings(settings, "bench")
+    prefix, tag = run.topic_prefix, run.consumer_group
     with spawned_worker(run, workdir, settings.models_root) as worker:
         say(f"[1/3] loading {items} items (worker log: {worker.log})")
         item_recs = [
@@ -81,13 +90,7 @@ def run_e2e(
         wait_caught_up(run, tag, [f"{prefix}items"], timeout=600, check=worker.check)
 
         say(f"[2/3] throughput: {events} click/view events at max rate")
-        t0 = time.time()
-        recs = [_event(n, rng, users, items, review=False) for n in range(events)]
-        asyncio.run(publish(recs, run, None, progress, desc="produce"))
-        wait_caught_up(
-            run, tag, [f"{prefix}clicks", f"{prefix}views"], timeout=1800, check=worker.check
-        )
-        events_per_s = events / (time.time() - t0)
+        events_per_s = _throughput(run, worker, events, users, items, progress)
 
         n_fresh = int(rate * seconds)
         say(f"[3/3] freshness: {n_fresh} events at {rate:.0f}/s with 10% reviews")
@@ -110,6 +113,8 @@ def run_e2e(
     return {
         "events": events,
         "events_per_s": round(events_per_s, 1),
+        "ceiling_events_per_s": round(ceiling_per_s, 1) if ceiling_per_s else None,
+        "share_of_ceiling": round(events_per_s / ceiling_per_s, 3) if ceiling_per_s else None,
         "freshness_events": len(fresh),
         "freshness_rate": rate,
         "freshness_p50_ms": round(float(np.percentile(fresh, 50)), 1) if len(fresh) else None,
@@ -120,6 +125,56 @@ def run_e2e(
         "users": users,
         "items": items,
     }
+
+
+def _throughput(
+    run: Settings, worker: SpawnedWorker, events: int, users: int, items: int, progress: bool
+) -> float:
+    """``events`` click/view events as fast as the broker takes them: events per second
+    from the first send until the worker's group has committed every one."""
+    rng = random.Random(4)  # the same events for the ceiling and the pipeline
+    recs = [_event(n, rng, users, items, review=False) for n in range(events)]
+    t0 = time.time()
+    asyncio.run(publish(recs, run, None, progress, desc="produce"))
+    wait_caught_up(
+        run,
+        run.consumer_group,
+        [run.topic("clicks"), run.topic("views")],
+        timeout=1800,
+        check=worker.check,
+    )
+    return events / (time.time() - t0)
+
+
+def _ceiling(
+    settings: Settings, workdir: Path, events: int, users: int, items: int, progress: bool
+) -> float:
+    run = private_settings(settings, "ceiling")
+    with spawned_worker(run, workdir, settings.models_root, module=__name__) as worker:
+        # Warm up as the pipeline's worker does on its items: started, joined, fetching.
+        warm = [_event(-1 - n, random.Random(n), users, items, False) for n in range(items)]
+        asyncio.run(publish(warm, run, None, progress=False))
+        topics = [run.topic("clicks"), run.topic("views")]
+        wait_caught_up(run, run.consumer_group, topics, timeout=600, check=worker.check)
+        return _throughput(run, worker, events, users, items, progress)
+
+
+def ceiling_app(settings: Settings) -> Any:
+    """The worker's Faust app and event agent with the work taken out: windows are taken
+    exactly as the worker takes them, then acknowledged."""
+    from streams.app import EVENT_TOPICS, faust_app, raw_topic
+
+    app = faust_app(settings)
+    topic = raw_topic(app, *(settings.topic(t) for t in EVENT_TOPICS))
+
+    @app.agent(topic, name="events")
+    async def acknowledge(stream: Any) -> None:
+        within = settings.window_ms / 1000
+        async for window in stream.noack_take(settings.window_events, within=within):
+            for event in window:
+                await stream.ack(event)
+
+    return app
 
 
 def _event(n: int, rng: random.Random, users: int, items: int, review: bool) -> Record:
@@ -134,3 +189,9 @@ def _event(n: int, rng: random.Random, users: int, items: int, review: bool) -> 
         value["text"] = f"{n} " + " ".join(rng.choice(WORDS) for _ in range(12))
         return Record("reviews", user, value, value["ts"])
     return Record("clicks" if rng.random() < 0.5 else "views", user, value, value["ts"])
+
+
+if __name__ == "__main__":  # the ceiling's worker process (spawned by _ceiling)
+    import faust
+
+    faust.Worker(ceiling_app(Settings()), loglevel="warning").execute_from_commandline()

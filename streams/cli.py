@@ -141,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     e2e.add_argument("--seconds", type=float, default=20.0, help="freshness phase length")
     e2e.add_argument("--items", type=int, default=500)
     e2e.add_argument("--users", type=int, default=5000)
+    e2e.add_argument(
+        "--no-ceiling",
+        dest="ceiling",
+        action="store_false",
+        help="skip the baseline: the same events through a Faust agent that only acknowledges",
+    )
     e2e.add_argument("--json", action="store_true")
     e2e.set_defaults(func=cmd_bench_e2e)
     kafka = sub.add_parser("kafka", help="the local single-node Kafka broker (KRaft)")
@@ -523,6 +529,7 @@ def cmd_bench_e2e(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         items=args.items,
         users=args.users,
+        ceiling=args.ceiling,
     )
     _print_figures(result, args.json)
     return 0

@@ -61,12 +61,19 @@ class SpawnedWorker:
 
 
 @contextlib.contextmanager
-def spawned_worker(settings: Settings, workdir: Path, models_root: Path) -> Iterator[SpawnedWorker]:
+def spawned_worker(
+    settings: Settings,
+    workdir: Path,
+    models_root: Path,
+    module: str = "streams.cli worker",
+) -> Iterator[SpawnedWorker]:
     """Run ``interest-stream worker`` for ``settings``' topics and group; stop it on exit.
 
     Its Qdrant is always the embedded one under ``workdir`` (the settings' backend), never
-    a configured server.
+    a configured server. ``module``: the Python module (and its arguments) to run instead,
+    with the same environment (``bench e2e`` runs its no-op baseline worker this way).
     """
+    workdir.mkdir(parents=True, exist_ok=True)
     qdrant = workdir / "qdrant"
     stats_file = workdir / "stats.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTEREST_")}
@@ -82,7 +89,7 @@ def spawned_worker(settings: Settings, workdir: Path, models_root: Path) -> Iter
     log_path = workdir / "worker.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
+            [sys.executable, "-m", *module.split()],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
