@@ -52,3 +52,16 @@ def test_a_dead_worker_is_reported_with_its_log(tmp_path: Path) -> None:
 def test_without_a_broker_it_says_how_to_start_one() -> None:
     with pytest.raises(StreamError, match=r"no Kafka broker at 127\.0\.0\.1:9 .*kafka start"):
         private_settings(Settings(kafka_bootstrap="127.0.0.1:9"), "x")
+
+
+@pytest.mark.kafka
+def test_the_bench_baseline_worker_consumes_and_commits_every_event(
+    kafka_broker, tmp_path: Path
+) -> None:
+    """bench e2e's ceiling: the same Faust app and windows, every record acknowledged."""
+    from streams.bench_e2e import _ceiling
+
+    settings = Settings(kafka_bootstrap=kafka_broker.bootstrap, window_ms=50)
+    per_s = _ceiling(settings, tmp_path, events=300, users=20, items=10, progress=False)
+    assert per_s > 0  # _ceiling returns only once the group has committed all 300
+    assert "Traceback" not in (tmp_path / "worker.log").read_text(errors="replace")
