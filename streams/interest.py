@@ -219,7 +219,7 @@ def top_concepts_of(
     p /= p.sum(axis=1, keepdims=True)
     best = np.argsort(-p, axis=1, kind="stable")[:, :k]
     chosen = np.take_along_axis(p, best, axis=1).tolist()
-    empty: list[bool] = (~logits.any(axis=1)).tolist()
+    empty = [not row.any() for row in logits]
     return [
         []
         if empty[row]
