@@ -26,7 +26,7 @@ import contextlib
 import dataclasses
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 
 import numpy as np
@@ -73,6 +73,8 @@ class MicroBatcher:
         self.max_batch_rows = max_batch_rows
         self.max_pending = max_pending
         self.stats = BatchStats()
+        # Called after each batch with (rows, tokens, seconds): a metrics hook for the caller.
+        self.on_batch: Callable[[int, int, float], None] | None = None
         self._executor = executor
         self._queue: deque[_Row] = deque()
         self._queued_tokens = 0
@@ -186,8 +188,11 @@ class MicroBatcher:
 
     def _account(self, batch: list[_Row], seconds: float) -> None:
         s = self.stats
+        tokens = sum(len(r.tokens) for r in batch)
         s.batches += 1
         s.rows += len(batch)
-        s.tokens += sum(len(r.tokens) for r in batch)
+        s.tokens += tokens
         s.busy_s += seconds
         s.max_rows = max(s.max_rows, len(batch))
+        if self.on_batch is not None:
+            self.on_batch(len(batch), tokens, seconds)

@@ -18,7 +18,7 @@ export INTEREST_DATA_DIR="data/$run" INTEREST_MODEL_DIR=data/models
 export INTEREST_STATS_FILE="data/$run/stats.json"
 mkdir -p "data/$run"
 
-.venv/bin/python -m streams.topics >/dev/null  # create the topics before the worker subscribes
+$CLI topics >/dev/null  # create the topics before the worker subscribes
 $CLI worker >"data/$run/worker.log" 2>&1 &
 worker=$!
 cleanup() {

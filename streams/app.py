@@ -40,11 +40,12 @@ from encoder.registry import resolve_model_dir
 from encoder.service import Encoder
 from streams.deadletter import dead_letter
 from streams.gaps import GapGuard
+from streams.metrics import Metrics
 from streams.processor import EventProcessor, Outcome, ProcessorConfig, RawRecord, load_concepts
 from streams.records import Limits
 from streams.settings import Settings
 from streams.stats import WorkerStats
-from streams.store import Store
+from streams.store import Store, StoreError
 from streams.store import open_store as _open
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ EVENT_TOPICS = ("clicks", "views", "reviews")
 MAX_BACKOFF_S = 30.0
 GAP_CHECK_S = 5.0  # how often idle agents' partitions are checked for a hole at their end
 GAP_IDLE_S = 10.0  # ... once nothing was taken from the partition for this long
+LAG_EVERY_S = 5.0  # how often the consumer lag gauge is refreshed
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 T = TypeVar("T")
 
@@ -175,13 +177,16 @@ def raw_topic(app: faust.App, *names: str) -> Any:
     return app.topic(*names, schema=raw)
 
 
-def build_app(settings: Settings) -> faust.App:
+def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
+    """The worker: agents for items and events; ``metrics`` (served by the caller) move."""
+    metrics = metrics or Metrics()
     app = faust_app(settings)
     events_topic = raw_topic(app, *(settings.topic(t) for t in EVENT_TOPICS))
     items_topic = raw_topic(app, settings.topic("items"))
     dlq_topic = raw_topic(app, settings.topic("dlq"))
     model_dir = resolve_model_dir(settings.models_root)  # fixed for this worker's life
     version = read_manifest(model_dir).version
+    metrics.model.labels(version).set(1)
     table = StateTable(
         app,
         name=f"user-state-{version}",
@@ -199,35 +204,49 @@ def build_app(settings: Settings) -> faust.App:
     busy: set[str] = set()  # agents inside a window
     stats = WorkerStats()
 
+    starting = asyncio.Lock()
+
     async def processor() -> EventProcessor:
-        if "p" not in holder:
-            model = await asyncio.to_thread(
-                load_model,
-                model_dir,
-                provider=settings.encoder_provider,
-                threads=settings.encoder_threads,
-            )
-            encoder = Encoder(
-                model,
-                max_wait_ms=settings.encoder_max_wait_ms,
-                max_batch_tokens=settings.encoder_max_batch_tokens,
-                max_pending=settings.encoder_max_pending,
-            )
-            store = open_store(settings)
-            p = EventProcessor(encoder, store, TableStates(table), processor_config(settings))
-            await p.start()
-            holder["p"] = p
-            serving = store.serving()
-            log.info("model %s; the aliases serve %s", model.version, serving)
-            if serving != model.version:
-                log.warning(
-                    "this worker writes version %s, but readers see %s until a roll-out "
-                    "rebuilds %s and switches the aliases (README, Fine-tuning)",
-                    model.version,
-                    serving,
-                    model.version,
-                )
+        async with starting:  # the start-up task and a first window may both ask
+            if "p" not in holder:
+                await start_processor()
         return holder["p"]
+
+    @app.task
+    async def warm_up() -> None:
+        """Load the model and open Qdrant at start-up, so the healthcheck says ready early."""
+        await with_retry(processor, "start-up")
+
+    async def start_processor() -> None:
+        model = await asyncio.to_thread(
+            load_model,
+            model_dir,
+            provider=settings.encoder_provider,
+            threads=settings.encoder_threads,
+        )
+        encoder = Encoder(
+            model,
+            max_wait_ms=settings.encoder_max_wait_ms,
+            max_batch_tokens=settings.encoder_max_batch_tokens,
+            max_pending=settings.encoder_max_pending,
+        )
+        encoder.batcher.on_batch = metrics.encoder_batch
+        store = open_store(settings)
+        p = EventProcessor(encoder, store, TableStates(table), processor_config(settings))
+        await p.start()
+        holder["p"] = p
+        metrics.cache_ratios(lambda: p.item_cache.hit_ratio, lambda: encoder.cache.hit_ratio)
+        metrics.ready.set(1)
+        serving = store.serving()
+        log.info("model %s; the aliases serve %s", model.version, serving)
+        if serving != model.version:
+            log.warning(
+                "this worker writes version %s, but readers see %s until a roll-out "
+                "rebuilds %s and switches the aliases (README, Fine-tuning)",
+                model.version,
+                serving,
+                model.version,
+            )
 
     async def read_again(tp: Any, offset: int, where: str) -> None:
         log.warning(
@@ -283,6 +302,7 @@ def build_app(settings: Settings) -> faust.App:
         await table.delivered()  # the states this window changed are in the changelog
         acked_s = time.time()
         stats.window(work, [int(e.message.timestamp * 1000) for e in events], acked_s, outcome)
+        observe(work, outcome, [e.message.timestamp for e in events], acked_s)
         log.debug(
             "%s window: %d records, %d written, %d dead, %d duplicates, %d unknown",
             work,
@@ -305,6 +325,41 @@ def build_app(settings: Settings) -> faust.App:
             await with_retry(functools.partial(send_letter, value, headers), "dead letter")
         for event in events:
             await stream.ack(event)
+
+    def observe(work: str, outcome: Outcome, produced: list[float], acked_s: float) -> None:
+        for (topic, kind), n in outcome.types.items():
+            metrics.events.labels(topic, kind).inc(n)
+        for _, error in outcome.dead:
+            metrics.dlq.labels(type(error).__name__).inc()
+        metrics.duplicates.inc(outcome.duplicates)
+        metrics.unknown_items.inc(outcome.unknown_items)
+        metrics.texts_encoded.inc(outcome.encoded)
+        if outcome.written:
+            collection = "items" if work == "items" else "users"
+            metrics.qdrant_write_seconds.labels(collection).observe(outcome.write_s)
+        if work == "events" and outcome.written:
+            by_produce = metrics.freshness.labels("produce")
+            for t in produced:
+                by_produce.observe(acked_s - t)
+            by_event = metrics.freshness.labels("event")
+            for t in outcome.event_times:
+                by_event.observe(acked_s - t)
+
+    @app.timer(LAG_EVERY_S)
+    async def measure_lag() -> None:
+        """Per assigned partition: the log's end minus the group's committed offset."""
+        consumer: Any = app.consumer
+        if consumer is None:
+            return
+        committed = consumer._committed_offset
+        metrics.lag.clear()  # partitions revoked since the last look disappear
+        for tp in consumer.assignment():
+            if tp.topic not in kinds:
+                continue
+            end = consumer.highwater(tp)
+            if end is not None:
+                lag = max(0, end - (committed.get(tp) or 0))
+                metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
 
     @app.timer(GAP_CHECK_S)
     async def check_partition_ends() -> None:
@@ -339,6 +394,9 @@ def build_app(settings: Settings) -> faust.App:
             try:
                 return await call()
             except Exception as exc:
+                metrics.retries.labels(what).inc()
+                if isinstance(exc, StoreError):
+                    metrics.qdrant_errors.inc()
                 log.warning("%s failed (%s); retrying in %.1f s", what, exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)

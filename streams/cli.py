@@ -233,9 +233,64 @@ def build_parser() -> argparse.ArgumentParser:
     ft.set_defaults(func=cmd_finetune)
 
     worker = sub.add_parser("worker", help="run the Faust agents (settings from INTEREST_*)")
-    worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning"])
+    worker.add_argument(
+        "--loglevel",
+        choices=["debug", "info", "warning", "error"],
+        help="default: INTEREST_LOG_LEVEL (info)",
+    )
     worker.set_defaults(func=cmd_worker)
+
+    topics = sub.add_parser("topics", help="create the topics the settings name (idempotent)")
+    topics.add_argument("--json", action="store_true")
+    topics.set_defaults(func=cmd_topics)
+
+    health = sub.add_parser(
+        "health", help="exit 0 if the worker's metrics endpoint says it is ready (healthcheck)"
+    )
+    health.add_argument("--url", help="default: http://<metrics_host>:<metrics_port>/metrics")
+    health.add_argument("--timeout", type=float, default=3.0)
+    health.set_defaults(func=cmd_health)
     return parser
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from streams.settings import Settings
+    from streams.topics import TOPICS, ensure_topics
+
+    settings = Settings()
+    created = ensure_topics(settings)
+    names = [settings.topic(t) for t in TOPICS]
+    if args.json:
+        _print_json({"topics": names, "created": created})
+    else:
+        print(f"topics {', '.join(names)}; created {', '.join(created) or 'none'}")
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    import urllib.request
+
+    from streams.settings import Settings
+
+    url = args.url
+    if url is None:
+        settings = Settings()
+        if not settings.metrics_port:
+            print("unhealthy: metrics are off (INTEREST_METRICS_PORT=0)", file=sys.stderr)
+            return 1
+        host = "127.0.0.1" if settings.metrics_host in ("0.0.0.0", "::") else settings.metrics_host
+        url = f"http://{host}:{settings.metrics_port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+            body = response.read().decode()
+    except OSError as exc:
+        print(f"unhealthy: no worker answers at {url} ({exc})", file=sys.stderr)
+        return 1
+    if "\ninterest_worker_ready 1.0" not in body:
+        print(f"unhealthy: the worker at {url} is not ready yet (model, Qdrant)", file=sys.stderr)
+        return 1
+    print(f"healthy: {url}")
+    return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -433,6 +488,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
     from streams.app import build_app
+    from streams.logs import logging_config
+    from streams.metrics import Metrics
     from streams.settings import Settings
     from streams.topics import ensure_topics
 
@@ -440,8 +497,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     created = ensure_topics(settings)
     if created:
         print(f"created topics {created}", file=sys.stderr)
-    app = build_app(settings)
-    faust.Worker(app, loglevel=args.loglevel).execute_from_commandline()
+    metrics = Metrics()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_host, settings.metrics_port)
+    app = build_app(settings, metrics)
+    level = args.loglevel or settings.log_level
+    faust.Worker(
+        app, loglevel=level, logging_config=logging_config(level, settings.log_format)
+    ).execute_from_commandline()
     return 0
 
 

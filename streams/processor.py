@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
+from collections import Counter
 from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,9 @@ class Outcome:
     duplicates: int = 0
     unknown_items: int = 0  # events skipped: their item never arrived within item_wait
     encoded: int = 0
+    types: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)  # (topic, type)
+    event_times: list[float] = dataclasses.field(default_factory=list)  # ts of folded events
+    write_s: float = 0.0  # time of the Qdrant upsert
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +110,7 @@ class EventProcessor:
                 out.dead.append((rec, exc))
                 continue
             latest[item.item_id] = item.text  # the last text of an item in a batch wins
+            out.types[(rec.topic_kind, "item")] += 1
         if latest:
             encoded = await self.encoder.encode(list(latest.values()))
             out.encoded = len(latest) - encoded.cached
@@ -112,7 +118,9 @@ class EventProcessor:
             for (item_id, text), vec in zip(latest.items(), encoded.vectors, strict=True):
                 rows.append((item_id, vec, {"text": text[:500]}))
                 self.item_cache.put(encoded.version, item_id, vec)
+            started = time.perf_counter()
             await asyncio.to_thread(self.store.upsert_items, encoded.version, rows)
+            out.write_s = time.perf_counter() - started
             out.written = len(rows)
         return out
 
@@ -121,9 +129,12 @@ class EventProcessor:
         events: list[Event] = []
         for rec in records:
             try:
-                events.append(decode_event(rec.topic_kind, rec.value, self.config.limits))
+                event = decode_event(rec.topic_kind, rec.value, self.config.limits)
             except RecordError as exc:
                 out.dead.append((rec, exc))
+                continue
+            events.append(event)
+            out.types[(rec.topic_kind, event.type)] += 1
         if not events:
             return out
         version = self.version
@@ -152,6 +163,7 @@ class EventProcessor:
             )
             if state.fold(e.event_id, e.ts, weight, vec, e.item_id):
                 changed[e.user_id] = state
+                out.event_times.append(e.ts)
             else:
                 out.duplicates += 1
         if not changed:
@@ -176,7 +188,9 @@ class EventProcessor:
             )
             for i, (user_id, state) in enumerate(changed.items())
         ]
+        started = time.perf_counter()
         out.written = await asyncio.to_thread(self.store.upsert_users, version, points)
+        out.write_s = time.perf_counter() - started
         for user_id, state in changed.items():  # after Qdrant acknowledged
             self.states[user_id] = state.to_bytes()
         return out

@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     # Where the worker writes its counters and freshness samples each second (benchmarks)
     stats_file: Path | None = None
 
+    # Operations: Prometheus metrics at http://<metrics_host>:<metrics_port>/metrics (port 0:
+    # off; the compose stack listens on 0.0.0.0), and logs (text, or one JSON object a line)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9108, ge=0, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+
     # Records
     max_text_bytes: int = Field(64 * 1024, ge=1)
     min_ts: float = 631_152_000.0  # 1990-01-01: older timestamps are errors, not history

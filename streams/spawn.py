@@ -32,9 +32,11 @@ STOP_TIMEOUT_S = 60.0
 
 
 def private_settings(settings: Settings, name: str) -> Settings:
-    """``settings`` with a fresh topic prefix and consumer group; the topics are created."""
+    """``settings`` with a fresh topic prefix and consumer group, metrics off (a worker of
+    the user's may hold the port); the topics are created."""
     tag = f"{name}{int(time.time() * 1000)}"
-    run = Settings(**(settings.model_dump() | {"topic_prefix": f"{tag}.", "consumer_group": tag}))
+    private = {"topic_prefix": f"{tag}.", "consumer_group": tag, "metrics_port": 0}
+    run = Settings(**(settings.model_dump() | private))
     try:
         ensure_topics(run)
     except Exception as exc:

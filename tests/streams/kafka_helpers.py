@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -69,6 +70,7 @@ class WorkerProcess:
         self.env = env
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
+        self.metrics_url = ""  # set by fixtures that give the worker a metrics port
 
     def start(self) -> None:
         with self.log.open("ab") as fh:
@@ -91,3 +93,25 @@ class WorkerProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.proc = None
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (for a worker's metrics endpoint)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def partitions(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    """How many partitions each topic has."""
+
+    async def main() -> dict[str, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        await consumer.start()
+        try:
+            await consumer._client.force_metadata_update()
+            return {t: len(consumer.partitions_for_topic(t) or ()) for t in topics}
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(main())

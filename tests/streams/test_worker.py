@@ -9,17 +9,28 @@ from __future__ import annotations
 import math
 import os
 import signal
+import time
+import urllib.request
 import uuid
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from encoder.model import load_model
+from streams.cli import main as cli_main
 from streams.settings import Settings
 from streams.store import open_store
 from streams.topics import ensure_topics
-from tests.streams.kafka_helpers import WorkerProcess, produce, read_topic, wait_committed
+from tests.streams.kafka_helpers import (
+    WorkerProcess,
+    free_port,
+    produce,
+    read_topic,
+    wait_committed,
+)
 
 pytestmark = pytest.mark.kafka
 HALF = {"short": 86_400.0, "long": 30 * 86_400.0}
@@ -29,6 +40,7 @@ T0 = 1_600_000_000.0
 @pytest.fixture
 def pipeline(kafka_broker, tiny_model_dir: Path, tmp_path: Path):
     prefix = f"t{uuid.uuid4().hex[:8]}."
+    metrics_port = free_port()
     env = os.environ | {
         "INTEREST_KAFKA_BOOTSTRAP": kafka_broker.bootstrap,
         "INTEREST_MODEL_DIR": str(tiny_model_dir),
@@ -39,9 +51,12 @@ def pipeline(kafka_broker, tiny_model_dir: Path, tmp_path: Path):
         "INTEREST_ITEM_WAIT_MS": "200",
         "INTEREST_ENCODER_PROVIDER": "cpu",
         "INTEREST_KAFKA_SESSION_TIMEOUT_S": "10",  # the killed worker's partitions move sooner
+        "INTEREST_METRICS_PORT": str(metrics_port),
+        "INTEREST_LOG_FORMAT": "json",
     }
     ensure_topics(Settings(kafka_bootstrap=kafka_broker.bootstrap, topic_prefix=prefix))
     worker = WorkerProcess(env, tmp_path / "worker.log")
+    worker.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     yield prefix, worker, kafka_broker.bootstrap, Settings(data_dir=tmp_path / "data")
     worker.stop()
 
@@ -182,6 +197,79 @@ def test_a_killed_worker_recovers_its_state_and_counts_nothing_twice(pipeline) -
     wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks"], timeout=120)
     worker.stop()
     check_oracle(qdrant, clicks)
+
+
+def scrape(url: str) -> dict[str, float]:
+    """The endpoint's samples as ``{'name{label="v",...}': value}`` (labels sorted)."""
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return out
+
+
+def until(condition, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"{what} not met within {timeout:.0f} s")
+
+
+def test_metrics_move_as_events_flow_and_logs_are_json(pipeline, tmp_path: Path) -> None:
+    prefix, worker, bootstrap, _ = pipeline
+    worker.start()
+    url = worker.metrics_url
+    until(lambda: cli_main(["health", "--url", url]) == 0, what="the worker ready")
+    before = scrape(url)
+    assert before["interest_worker_ready"] == 1
+    assert [k for k in before if k.startswith("interest_model_info{")]
+    assert before.get('interest_events_total{topic="clicks",type="click"}', 0) == 0
+
+    load_items(bootstrap, prefix, 5)
+    clicks = [click(prefix, f"e{k}", f"u{k % 3}", k % 5, T0 + k) for k in range(30)]
+    review = (
+        f"{prefix}reviews",
+        {"event_id": "r1", "user_id": "u1", "item_id": 1, "ts": T0 + 99, "text": "so good"},
+        b"u1",
+    )
+    produce(bootstrap, [*clicks, review, (f"{prefix}clicks", b"{not json", b"u0")])
+    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks", f"{prefix}reviews"])
+    after = scrape(url)
+
+    assert after['interest_events_total{topic="clicks",type="click"}'] == 30
+    assert after['interest_events_total{topic="reviews",type="review"}'] == 1
+    assert after['interest_events_total{topic="items",type="item"}'] == 5
+    assert after['interest_dlq_total{error="InvalidJson"}'] == 1
+    assert after["interest_texts_encoded_total"] == 6  # 5 item texts and 1 review
+    moved = [
+        "interest_encoder_batch_rows_count",
+        'interest_qdrant_write_seconds_count{collection="users"}',
+        'interest_qdrant_write_seconds_count{collection="items"}',
+        'interest_freshness_seconds_count{clock="produce"}',
+        'interest_freshness_seconds_count{clock="event"}',
+    ]
+    for name in moved:
+        assert after[name] > before.get(name, 0), name
+    # The lag gauge covers the assigned partitions and falls to 0 once all is committed.
+    lags = until(
+        lambda: {k: v for k, v in scrape(url).items() if k.startswith("interest_consumer_lag{")},
+        timeout=20,
+        what="a lag sample",
+    )
+    assert any(f'topic="{prefix}clicks"' in k for k in lags)
+    until(lambda: not any(v for k, v in scrape(url).items() if "consumer_lag{" in k), 20)
+    worker.stop()
+
+    lines = [ln for ln in worker.log.read_text().splitlines() if ln.startswith("{")]
+    logged = [orjson.loads(ln) for ln in lines]
+    assert any(e["logger"] == "streams.app" and "model" in e["message"] for e in logged)
+    assert all({"ts", "level", "logger", "message"} <= e.keys() for e in logged)
 
 
 def test_tiny_model_loads(tiny_model_dir: Path) -> None:
