@@ -295,6 +295,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
                 e.message.partition,
                 e.message.offset,
                 tuple(e.message.headers or ()),
+                e.message.key or b"",  # events must be keyed by user_id; items are not checked
             )
             for e in events
         ]

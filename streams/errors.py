@@ -52,3 +52,7 @@ class TextTooLong(RecordError):
 
 class UnknownEventType(RecordError):
     pass
+
+
+class KeyMismatch(RecordError):
+    """An event whose Kafka key is not its user_id: it would land in another user's partition."""

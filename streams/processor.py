@@ -26,7 +26,7 @@ import numpy as np
 
 from encoder.cache import VectorCache
 from encoder.service import Encoder
-from streams.errors import RecordError
+from streams.errors import KeyMismatch, RecordError
 from streams.interest import InterestState, directions_of, event_weight, top_concepts_of
 from streams.records import Event, Limits, decode_event, decode_item
 from streams.store import Store, UserPoint
@@ -42,6 +42,7 @@ class RawRecord:
     partition: int = 0
     offset: int = 0
     headers: tuple[tuple[str, bytes], ...] = ()
+    key: bytes | None = None  # the Kafka key; None: not checked (tests, tools)
 
 
 @dataclasses.dataclass
@@ -74,6 +75,19 @@ class ProcessorConfig:
 def load_concepts(path: Path | None) -> tuple[str, ...]:
     lines = (path or DEFAULT_CONCEPTS).read_text(encoding="utf-8").splitlines()
     return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def check_key(key: bytes | None, user_id: str) -> None:
+    """Events are keyed by their user_id (DESIGN.md, "Contracts"): the key picks the
+    partition, and so the worker that holds the user's state."""
+    if key is None or key == user_id.encode():
+        return
+    if not key:
+        raise KeyMismatch(
+            f"the record has no key; events must be keyed by their user_id {user_id!r}"
+        )
+    shown = key[:64].decode("utf-8", errors="replace")
+    raise KeyMismatch(f"the record's key {shown!r} is not its user_id {user_id!r}")
 
 
 class EventProcessor:
@@ -130,6 +144,7 @@ class EventProcessor:
         for rec in records:
             try:
                 event = decode_event(rec.topic_kind, rec.value, self.config.limits)
+                check_key(rec.key, event.user_id)
             except RecordError as exc:
                 out.dead.append((rec, exc))
                 continue

@@ -12,15 +12,23 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from streams.errors import StreamError
 from streams.settings import Settings
 
 TOPICS = ("clicks", "views", "reviews", "items", "feedback", "dlq")
 
 
 def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
-    return asyncio.run(_ensure(settings, replication))
+    """Create the missing topics; a one-line StreamError when no broker answers."""
+    try:
+        return asyncio.run(_ensure(settings, replication))
+    except (KafkaError, OSError) as exc:
+        raise StreamError(
+            f"no Kafka broker at {settings.kafka_bootstrap} ({exc.__class__.__name__}: {exc}); "
+            "start one with `interest-stream kafka start`"
+        ) from exc
 
 
 async def _ensure(settings: Settings, replication: int) -> list[str]:

@@ -19,7 +19,7 @@ from streams.settings import Settings
 from streams.topics import wait_caught_up
 
 
-def produce(bootstrap: str, records: Iterable[tuple[str, bytes | dict, bytes]]) -> None:
+def produce(bootstrap: str, records: Iterable[tuple[str, bytes | dict, bytes | None]]) -> None:
     """Send (topic, value, key) in order and wait until the broker has them all."""
 
     async def main() -> None:

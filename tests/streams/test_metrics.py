@@ -1,4 +1,4 @@
-"""Metrics, the health command and JSON logs, without a broker."""
+"""Metrics, the health and topics commands, and JSON logs, without a broker."""
 
 from __future__ import annotations
 
@@ -87,3 +87,12 @@ def test_text_logs_keep_fausts_own_setup() -> None:
     assert logging_config("info", "text") is None
     config = logging_config("debug", "json")
     assert config is not None and config["root"]["level"] == "DEBUG"
+
+
+def test_topics_without_a_broker_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("INTEREST_KAFKA_BOOTSTRAP", "127.0.0.1:9")
+    assert main(["topics"]) == 2
+    err = capsys.readouterr().err
+    assert "no Kafka broker at 127.0.0.1:9" in err and "Traceback" not in err

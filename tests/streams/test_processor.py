@@ -107,6 +107,30 @@ def test_bad_records_are_returned_as_dead_letters_and_the_rest_is_processed() ->
     asyncio.run(with_processor(body))
 
 
+def test_an_event_keyed_by_another_id_or_by_none_is_dead_lettered() -> None:
+    def keyed(key: bytes | None, event_id: str, user: str | int) -> RawRecord:
+        fields = {"event_id": event_id, "user_id": user, "item_id": 1, "ts": T0}
+        return RawRecord("clicks", orjson.dumps(fields), "clicks", 0, 0, (), key)
+
+    async def body(proc, model, store, states):
+        await proc.items([rec("items", item_id=1, text="a movie")])
+        out = await proc.events(
+            [
+                keyed(b"u2", "e1", "u1"),  # would land in u2's partition
+                keyed(b"", "e2", "u1"),  # no key: a random partition
+                keyed(b"u1", "e3", "u1"),
+                keyed(b"7", "e4", 7),  # an integer id keyed by its digits
+            ]
+        )
+        errors = [str(e) for _, e in out.dead]
+        assert [type(e).__name__ for _, e in out.dead] == ["KeyMismatch", "KeyMismatch"]
+        assert "'u2' is not its user_id 'u1'" in errors[0] and "no key" in errors[1]
+        assert out.written == 2 and set(states) == {"u1", "7"}
+        assert InterestState.from_bytes(states["u1"]).event_count == 1
+
+    asyncio.run(with_processor(body))
+
+
 def test_an_unknown_item_is_skipped_and_counted_after_the_wait() -> None:
     async def body(proc, model, store, states):
         out = await proc.events([rec("clicks", event_id="e1", user_id="u1", item_id=404, ts=T0)])

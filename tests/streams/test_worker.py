@@ -133,6 +133,10 @@ BAD = [
     b'{"event_id": "b3", "user_id": "u9", "item_id": 1, "ts": NaN}',
     b'{"event_id": "b4", "user_id": "u9", "item_id": 1, "ts": 1e300}',
     b'{"event_id": "b5", "user_id": "u9", "item_id": 1, "ts": 1600000000, "type": "buy"}',
+    b"[" * 100_000 + b"]" * 100_000,  # JSON nested 100,000 deep
+    b'{"event_id": "b7", "user_id": "u9", "item_id": 1, "ts": ' + b"1" * 1_000_000 + b"}",
+    b'{"event_id": "b8", "user_id": "u8", "item_id": 1, "ts": 1600000000}',  # key says u9
+    b'{"event_id": "b9", "user_id": "u9", "item_id": 1, "ts": Infinity}',
 ]
 
 
@@ -145,10 +149,16 @@ def test_bad_records_go_to_the_dlq_and_the_partition_keeps_moving(pipeline) -> N
         + b"x" * 10_000_000
         + b'"}'
     )
-    bad = [(f"{prefix}clicks", raw, b"u9") for raw in BAD] + [(f"{prefix}reviews", big, b"u9")]
+    unkeyed = b'{"event_id": "b10", "user_id": "u9", "item_id": 1, "ts": 1600000000}'
+    bad = [(f"{prefix}clicks", raw, b"u9") for raw in BAD] + [
+        (f"{prefix}reviews", big, b"u9"),
+        (f"{prefix}views", unkeyed, None),  # any partition: the dlq has it either way
+    ]
     good = [click(prefix, "g1", "u9", 1, T0), click(prefix, "g2", "u9", 2, T0 + 60)]
     produce(bootstrap, bad + good)  # same key, so the same partition: good ones come after
-    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks", f"{prefix}reviews"])
+    wait_committed(
+        bootstrap, f"g-{prefix}", [f"{prefix}clicks", f"{prefix}reviews", f"{prefix}views"]
+    )
     letters = read_topic(bootstrap, f"{prefix}dlq", len(bad))
     worker.stop()
 
@@ -169,7 +179,12 @@ def test_bad_records_go_to_the_dlq_and_the_partition_keeps_moving(pipeline) -> N
             "InvalidJson",
             "InvalidTimestamp",
             "UnknownEventType",
+            "InvalidJson",
+            "InvalidJson",
+            "KeyMismatch",
+            "InvalidJson",
             "TextTooLong",
+            "KeyMismatch",
         ]
     )
     check_oracle(qdrant, {"u9": [(1, T0), (2, T0 + 60)]})
