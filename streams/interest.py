@@ -11,10 +11,15 @@ landmark moves forward and the sums are scaled to match.
     state.fold("e1", ts=1_700_000_000, weight=1.0, vector=e)   # False for a repeated event_id
     state.directions()    # {"short": unit vector, "long": unit vector}
 
+The state also keeps the user's last ``TRAIN_HISTORY`` events as (item id, time, weight):
+the history that the feedback agent pairs with a signal to make a training example.
+
 The state serializes to compact bytes (``to_bytes`` / ``from_bytes``) for the Faust table
 and its changelog: a fixed header, the float64 sums, the remembered event ids as 64-bit
-hashes and the recent item ids as a JSON array. For 384 dimensions, two half-lives and the
-default windows that is about 8 KB, written once per window that touches the user.
+hashes, then a JSON object with the recent item ids and the training history. For 384
+dimensions, two half-lives and the default windows that is about 9 KB, written once per
+window that touches the user. States written before the history existed (``IS1``) read with
+an empty history.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ import orjson
 
 LN2 = math.log(2.0)
 REBASE_AT = 60.0  # exp(60) ~ 1e26: far from float64 overflow, and rebasing is rare
-MAGIC = b"IS1"
+MAGIC = b"IS2"  # IS1: the same without the training history
+TRAIN_HISTORY = 20  # events kept with time and weight for training examples
 # magic, half-lives, dimension, dedupe window, history, seen ids, event count, landmark, updated
 HEADER = struct.Struct("<3sBIIIIQdd")
 
@@ -56,6 +62,10 @@ class InterestState:
     dedupe_window: int = 256
     recent_items: deque[str] = dataclasses.field(default_factory=deque)  # newest last
     history_items: int = 200
+    # (item id, event time, weight) of the last TRAIN_HISTORY events, in arrival order
+    history: deque[tuple[str, float, float]] = dataclasses.field(
+        default_factory=lambda: deque(maxlen=TRAIN_HISTORY)
+    )
 
     def __post_init__(self) -> None:
         self._seen_set = set(self.seen)  # O(1) membership; the deque keeps the order
@@ -93,6 +103,7 @@ class InterestState:
             self.recent_items.append(item_id)
             while len(self.recent_items) > self.history_items:
                 self.recent_items.popleft()
+            self.history.append((item_id, ts, weight))
         if self.landmark is None:
             self.landmark = ts
         fastest = max(LN2 / h for h in self.half_lives.values())
@@ -140,12 +151,13 @@ class InterestState:
             parts.append(struct.pack("<Bd", len(encoded), self.half_lives[name]) + encoded)
         parts.extend(np.ascontiguousarray(self.sums[n], dtype="<f8").tobytes() for n in names)
         parts.append(np.fromiter(self.seen, dtype="<u8", count=len(self.seen)).tobytes())
-        parts.append(orjson.dumps(list(self.recent_items)))
+        tail = {"recent": list(self.recent_items), "history": list(self.history)}
+        parts.append(orjson.dumps(tail))
         return b"".join(parts)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> InterestState:
-        if data[:3] != MAGIC or len(data) < HEADER.size:
+        if data[:3] not in (MAGIC, b"IS1") or len(data) < HEADER.size:
             raise StateFormatError(f"not an interest state (starts with {data[:3]!r})")
         _, n_names, dim, window, history, n_seen, count, landmark, updated = HEADER.unpack_from(
             data
@@ -163,6 +175,9 @@ class InterestState:
             pos += 8 * dim
         seen = np.frombuffer(data, dtype="<u8", count=n_seen, offset=pos).tolist()
         pos += 8 * n_seen
+        tail = orjson.loads(data[pos:])
+        if data[:3] == b"IS1":  # the recent items alone, no history
+            tail = {"recent": tail, "history": []}
         return cls(
             half_lives=half_lives,
             landmark=None if math.isnan(landmark) else landmark,
@@ -171,8 +186,11 @@ class InterestState:
             updated_at=updated,
             seen=deque(seen),
             dedupe_window=window,
-            recent_items=deque(orjson.loads(data[pos:])),
+            recent_items=deque(tail["recent"]),
             history_items=history,
+            history=deque(
+                ((str(i), float(t), float(w)) for i, t, w in tail["history"]), maxlen=TRAIN_HISTORY
+            ),
         )
 
 

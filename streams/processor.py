@@ -28,7 +28,7 @@ from encoder.cache import VectorCache
 from encoder.service import Encoder
 from streams.errors import KeyMismatch, RecordError
 from streams.interest import InterestState, directions_of, event_weight, top_concepts_of
-from streams.records import Event, Limits, decode_event, decode_item
+from streams.records import Event, Feedback, Limits, decode_event, decode_feedback, decode_item
 from streams.store import Store, UserPoint
 
 DEFAULT_CONCEPTS = Path(__file__).parent / "concepts" / "movielens-genres.txt"
@@ -55,6 +55,8 @@ class Outcome:
     types: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)  # (topic, type)
     event_times: list[float] = dataclasses.field(default_factory=list)  # ts of folded events
     write_s: float = 0.0  # time of the Qdrant upsert
+    examples: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # from feedback
+    no_history: int = 0  # feedback skipped: the user has no history before it yet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,6 +210,55 @@ class EventProcessor:
         out.write_s = time.perf_counter() - started
         for user_id, state in changed.items():  # after Qdrant acknowledged
             self.states[user_id] = state.to_bytes()
+        return out
+
+    async def feedback(self, records: Sequence[RawRecord]) -> Outcome:
+        """Feedback signals -> training examples: the user's history before the signal
+        (item texts, times, weights, as the stream folded them) paired with the item.
+
+        A signal about an item the store does not know counts as an unknown item; one from a
+        user with no history before it yet counts as ``no_history``. Neither is a bad record.
+        """
+        out = Outcome()
+        signals: list[tuple[RawRecord, Feedback]] = []
+        for rec in records:
+            try:
+                signal = decode_feedback(rec.value, self.config.limits)
+                check_key(rec.key, signal.user_id)
+            except RecordError as exc:
+                out.dead.append((rec, exc))
+                continue
+            signals.append((rec, signal))
+            out.types[(rec.topic_kind, "positive" if signal.reward > 0 else "negative")] += 1
+        pairs = []
+        for _, f in signals:
+            data = self.states.get(f.user_id)
+            state = InterestState.from_bytes(data) if data is not None else None
+            # Only what the user did before the signal, and never the item itself.
+            history = [
+                h for h in (state.history if state else ()) if h[1] <= f.ts and h[0] != f.item_id
+            ]
+            if not history:
+                out.no_history += 1
+                continue
+            pairs.append((f, history))
+        wanted = {f.item_id for f, _ in pairs} | {h[0] for _, hs in pairs for h in hs}
+        texts = await asyncio.to_thread(self.store.item_texts, self.version, wanted)
+        for f, history in pairs:
+            if f.item_id not in texts:
+                out.unknown_items += 1
+                continue
+            out.examples.append(
+                {
+                    "user_id": f.user_id,
+                    "item_id": f.item_id,
+                    "item_text": texts[f.item_id],
+                    "reward": f.reward,
+                    "ts": f.ts,
+                    "served_by": f.model_version,
+                    "history": [[i, texts[i], t, w] for i, t, w in history if i in texts],
+                }
+            )
         return out
 
     def _state(self, user_id: str) -> InterestState:

@@ -191,6 +191,19 @@ class Store(abc.ABC):
         )
         return {h.payload["item_id"]: np.asarray(h.vector, dtype=np.float32) for h in hits}
 
+    def item_texts(self, version: str, item_ids: Iterable[str]) -> dict[str, str]:
+        """The stored texts of items (the first 500 characters); unknown ids are left out."""
+        ids = list(dict.fromkeys(item_ids))
+        if not ids:
+            return {}
+        hits = self._retrieve(
+            collection(ITEMS, version),
+            [point_id("item", i) for i in ids],
+            ["item_id", "text"],
+            False,
+        )
+        return {h.payload["item_id"]: h.payload.get("text", "") for h in hits}
+
     # -- users ----------------------------------------------------------------------------
 
     def upsert_users(self, version: str, users: Sequence[UserPoint]) -> int:

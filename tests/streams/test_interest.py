@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import orjson
 import pytest
 
 from streams.interest import (
@@ -159,3 +160,29 @@ def test_many_states_at_once_equal_one_at_a_time() -> None:
     assert rows[0] == []
     assert all(len(r) == 3 for r in rows[1:])
     assert directions_of([]) == {}
+
+
+def test_the_training_history_is_bounded_and_survives_serialization() -> None:
+    from streams.interest import TRAIN_HISTORY
+
+    state = InterestState.empty(4, HALF)
+    for k in range(TRAIN_HISTORY + 5):
+        state.fold(f"e{k}", 1.7e9 + k, 0.5 if k % 2 else 1.0, np.ones(4), item_id=f"i{k}")
+    assert len(state.history) == TRAIN_HISTORY
+    assert state.history[-1] == (f"i{TRAIN_HISTORY + 4}", 1.7e9 + TRAIN_HISTORY + 4, 1.0)
+    again = InterestState.from_bytes(state.to_bytes())
+    assert list(again.history) == list(state.history)
+    again.fold("later", 1.8e9, 1.0, np.ones(4), item_id="x")
+    assert len(again.history) == TRAIN_HISTORY  # still bounded after a round trip
+
+
+def test_a_state_written_before_the_history_still_reads() -> None:
+    state = InterestState.empty(4, HALF)
+    state.fold("e1", 1.7e9, 1.0, np.ones(4), item_id="a")
+    data = state.to_bytes()
+    # The IS1 layout: the same header and arrays, then the recent item ids alone.
+    cut = data.index(b'{"recent"')
+    old = b"IS1" + data[3:cut] + orjson.dumps(["a"])
+    again = InterestState.from_bytes(old)
+    assert list(again.recent_items) == ["a"] and not again.history
+    np.testing.assert_array_equal(again.sums["short"], state.sums["short"])

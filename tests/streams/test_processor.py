@@ -131,6 +131,39 @@ def test_an_event_keyed_by_another_id_or_by_none_is_dead_lettered() -> None:
     asyncio.run(with_processor(body))
 
 
+def test_feedback_becomes_examples_with_the_history_before_it() -> None:
+    async def body(proc, model, store, states):
+        await proc.items([rec("items", item_id=i, text=f"movie {i}") for i in range(5)])
+        await proc.events(
+            [
+                rec("clicks", event_id="c0", user_id="u1", item_id=0, ts=T0),
+                rec("views", event_id="c1", user_id="u1", item_id=1, ts=T0 + 10),
+                rec("clicks", event_id="c3", user_id="u1", item_id=3, ts=T0 + 20),  # the target
+                rec("clicks", event_id="c4", user_id="u1", item_id=4, ts=T0 + 99),  # after
+            ]
+        )
+        out = await proc.feedback(
+            [
+                rec("feedback", user_id="u1", item_id=3, ts=T0 + 30, signal="positive"),
+                rec("feedback", user_id="u1", item_id=2, ts=T0 + 30, reward=-0.5),
+                rec("feedback", user_id="u2", item_id=3, ts=T0 + 30, signal="positive"),
+                rec("feedback", user_id="u1", item_id=404, ts=T0 + 30, signal="negative"),
+                rec("feedback", user_id="u1", item_id=3, ts=T0 + 30),  # no signal
+            ]
+        )
+        assert [type(e).__name__ for _, e in out.dead] == ["MissingField"]
+        assert out.no_history == 1 and out.unknown_items == 1
+        first, second = out.examples
+        assert first["item_id"] == "3" and first["item_text"] == "movie 3"
+        assert first["reward"] == 1.0 and second["reward"] == -0.5
+        # Before the signal and without the target: items 0 and 1, as folded (weights 1, 0.5).
+        assert first["history"] == [["0", "movie 0", T0, 1.0], ["1", "movie 1", T0 + 10, 0.5]]
+        assert [h[0] for h in second["history"]] == ["0", "1", "3"]
+        assert out.types[("feedback", "positive")] == 2 and out.types[("feedback", "negative")] == 2
+
+    asyncio.run(with_processor(body))
+
+
 def test_an_unknown_item_is_skipped_and_counted_after_the_wait() -> None:
     async def body(proc, model, store, states):
         out = await proc.events([rec("clicks", event_id="e1", user_id="u1", item_id=404, ts=T0)])

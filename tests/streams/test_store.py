@@ -54,6 +54,7 @@ def test_items_and_users_round_trip_through_aliases(store: Store) -> None:
         ],
     )
     assert set(store.item_vectors("v1", ["a", "b", "zzz"])) == {"a", "b"}
+    assert store.item_texts("v1", ["b", "zzz", "a"]) == {"a": "A", "b": "B"}
     assert store.upsert_users("v1", [user("u1", unit(1, 0.05, 0), 3, 100.0)]) == 1
     got = store.user("u1")
     assert got.payload["event_count"] == 3 and got.payload["model_version"] == "v1"
