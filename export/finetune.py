@@ -10,6 +10,9 @@ masked out; cross-entropy on the next item (a contrastive loss with in-batch neg
 
     loss = -log softmax_i(u · e_i / τ)[next],  i over the step's items not in the history
 
+Items users gave negative feedback on (``TrainingData.negatives``) join the step's items,
+up to ``MAX_NEGATIVES`` per example: hard negatives for every row of the step.
+
 Gradients flow through both sides, history and items, as the same encoder serves both.
 
     result = finetune(source_dir, data, examples, TrainConfig(steps=100), out_dir)
@@ -34,6 +37,7 @@ import numpy as np
 from export.errors import ExportError, MissingExtraError
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+MAX_NEGATIVES = 4  # feedback negatives per example and step, besides the in-batch ones
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +48,8 @@ class TrainingData:
     sequences: list[np.ndarray]  # per user: item indices
     times: list[np.ndarray]  # per user: event times (s)
     weights: list[np.ndarray]  # per user: event weights (the stream's)
+    # per user: items the user gave negative feedback on; they join each step as negatives
+    negatives: list[np.ndarray] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +123,10 @@ def finetune(
             for k in range(config.batch_size)
         ]
         windows = [(u, max(0, p - config.history), p) for u, p in picks]
-        items = sorted({int(i) for u, lo, p in windows for i in data.sequences[u][lo : p + 1]})
+        items = sorted(
+            {int(i) for u, lo, p in windows for i in data.sequences[u][lo : p + 1]}
+            | {int(i) for u, _ in picks for i in _negatives(data, u, rng)}
+        )
         column = {item: n for n, item in enumerate(items)}
         fresh = encode(items)  # the step's items: every history item and every next item
         users, targets, masks = [], [], []
@@ -151,6 +160,14 @@ def finetune(
         "seconds": round(time.perf_counter() - started, 1),
         "config": dataclasses.asdict(config),
     }
+
+
+def _negatives(data: TrainingData, user: int, rng: np.random.Generator) -> np.ndarray:
+    """Up to MAX_NEGATIVES of the user's negative-feedback items, drawn at random."""
+    if data.negatives is None or not len(data.negatives[user]):
+        return np.zeros(0, dtype=np.int64)
+    pool = data.negatives[user]
+    return rng.choice(pool, min(len(pool), MAX_NEGATIVES), replace=False)
 
 
 def _save(model: Any, source_dir: Path, out_dir: Path) -> None:

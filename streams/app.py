@@ -28,17 +28,21 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import faust
+import orjson
 
 from encoder.manifest import read_manifest
 from encoder.model import load_model
 from encoder.registry import resolve_model_dir
 from encoder.service import Encoder
 from streams.deadletter import dead_letter
+from streams.feedback import JOB_BUSY_EXIT, Trigger
 from streams.gaps import GapGuard
 from streams.metrics import Metrics
 from streams.processor import EventProcessor, Outcome, ProcessorConfig, RawRecord, load_concepts
@@ -54,6 +58,7 @@ MAX_BACKOFF_S = 30.0
 GAP_CHECK_S = 5.0  # how often idle agents' partitions are checked for a hole at their end
 GAP_IDLE_S = 10.0  # ... once nothing was taken from the partition for this long
 LAG_EVERY_S = 5.0  # how often the consumer lag gauge is refreshed
+JOB_CHECK_S = 5.0  # how often the fine-tuning trigger is asked
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 T = TypeVar("T")
 
@@ -183,6 +188,8 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     app = faust_app(settings)
     events_topic = raw_topic(app, *(settings.topic(t) for t in EVENT_TOPICS))
     items_topic = raw_topic(app, settings.topic("items"))
+    feedback_topic = raw_topic(app, settings.topic("feedback"))
+    examples_topic = raw_topic(app, settings.topic("examples"))
     dlq_topic = raw_topic(app, settings.topic("dlq"))
     model_dir = resolve_model_dir(settings.models_root)  # fixed for this worker's life
     version = read_manifest(model_dir).version
@@ -198,7 +205,14 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
         use_partitioner=True,
     )
     app.tables.add(table)
-    kinds = {settings.topic(t): t for t in (*EVENT_TOPICS, "items")}
+    kinds = {settings.topic(t): t for t in (*EVENT_TOPICS, "items", "feedback")}
+    works = {settings.topic(t): "events" for t in EVENT_TOPICS} | {
+        settings.topic("items"): "items",
+        settings.topic("feedback"): "feedback",
+    }
+    trigger = Trigger(settings.finetune_min_examples, settings.finetune_every_s)
+    jobs: dict[str, asyncio.subprocess.Process] = {}
+    watchers: set[asyncio.Future[None]] = set()
     holder: dict[str, EventProcessor] = {}
     guards: dict[str, GapGuard] = {}  # per agent
     busy: set[str] = set()  # agents inside a window
@@ -324,8 +338,18 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
                 max_bytes=MAX_RECORD_BYTES - 64 * 1024,  # room for headers
             )
             await with_retry(functools.partial(send_letter, value, headers), "dead letter")
+        if outcome.examples:  # durable in the examples topic before the feedback is acked
+            await with_retry(functools.partial(send_examples, outcome.examples), "examples")
+            trigger.add(len(outcome.examples))
         for event in events:
             await stream.ack(event)
+
+    async def send_examples(examples: list[dict[str, Any]]) -> None:
+        sent = [
+            await examples_topic.send(key=ex["user_id"].encode(), value=orjson.dumps(ex))
+            for ex in examples
+        ]
+        await asyncio.gather(*sent)  # acknowledged by the broker
 
     def observe(work: str, outcome: Outcome, produced: list[float], acked_s: float) -> None:
         for (topic, kind), n in outcome.types.items():
@@ -370,8 +394,8 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             return
         committed = consumer._committed_offset
         for tp in consumer.assignment():
-            work = "items" if tp.topic == items_topic.get_topic_name() else "events"
-            if tp.topic not in kinds or work in busy or work not in guards:
+            work = works.get(tp.topic, "")
+            if not work or work in busy or work not in guards:
                 continue
             end = consumer.highwater(tp)
             seek_to = guards[work].stalled(tp, end, committed.get(tp), GAP_IDLE_S)
@@ -409,6 +433,55 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     @app.agent(events_topic, name="events")
     async def user_events(stream: Any) -> None:
         await run_windows(stream, "events")
+
+    @app.agent(feedback_topic, name="feedback")
+    async def feedback(stream: Any) -> None:
+        await run_windows(stream, "feedback")
+
+    @app.timer(JOB_CHECK_S)
+    async def maybe_finetune() -> None:
+        """Start a fine-tuning job in its own process when enough examples arrived or
+        enough time passed (streams/feedback.py); never two from this worker at once, and
+        the job's lock keeps it to one per models root."""
+        running = jobs.get("job")
+        if running is not None and running.returncode is None:
+            return
+        if not trigger.due():
+            return
+        log_path = settings.data_dir / "finetune" / f"job-{int(time.time())}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("wb") as out:
+            jobs["job"] = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "streams.cli",
+                "finetune",
+                "--feedback",
+                "--steps",
+                str(settings.finetune_steps),
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        log.info(
+            "fine-tuning job started on %d new examples (pid %d, log %s)",
+            trigger.new,
+            jobs["job"].pid,
+            log_path,
+        )
+        metrics.finetune_jobs.labels("started").inc()
+        trigger.started()
+        watcher = asyncio.ensure_future(job_done(jobs["job"], log_path))
+        watchers.add(watcher)  # held until done, so the task is not collected early
+        watcher.add_done_callback(watchers.discard)
+
+    async def job_done(job: asyncio.subprocess.Process, log_path: Path) -> None:
+        code = await job.wait()
+        outcome = {0: "finished", JOB_BUSY_EXIT: "busy"}.get(code, "failed")
+        metrics.finetune_jobs.labels(outcome).inc()
+        (log.info if code == 0 else log.warning)(
+            "fine-tuning job %d %s (exit %d); log %s", job.pid, outcome, code, log_path
+        )
 
     if settings.stats_file is not None:
         stats_file = settings.stats_file

@@ -173,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="after the items, wait up to SECONDS for the worker's consumer group to take "
         "them before sending events (else early events may find their items unknown)",
     )
+    replay.add_argument(
+        "--feedback",
+        action="store_true",
+        help="also send feedback derived from the ratings: positive from 4, negative up to 2, "
+        "one second after each rating",
+    )
     replay.add_argument("--json", action="store_true")
     replay.set_defaults(func=cmd_replay)
 
@@ -229,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--learning-rate", type=float, default=3e-5)
     ft.add_argument("--history", type=int, default=4, help="history items per user vector")
     ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument(
+        "--feedback",
+        action="store_true",
+        help="one round on the examples the feedback agent stored in the examples topic "
+        "(what a worker's trigger runs) instead of a dataset",
+    )
     ft.add_argument("--json", action="store_true")
     ft.set_defaults(func=cmd_finetune)
 
@@ -310,7 +322,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     settings = Settings()
     ensure_topics(settings)
     stats = replay_movielens(
-        args.path, settings, rate=rate, limit=args.limit, wait_items=args.wait_items
+        args.path,
+        settings,
+        rate=rate,
+        limit=args.limit,
+        wait_items=args.wait_items,
+        feedback=args.feedback,
     )
     if args.json:
         _print_json(stats)
@@ -433,6 +450,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             raise StreamError(f"--{name.replace('_', '-')} must be at least 1")
     if not 0 < args.learning_rate < math.inf:
         raise StreamError(f"--learning-rate must be a positive number, not {args.learning_rate}")
+    if args.feedback:
+        return _finetune_from_feedback(args, TrainConfig)
     split, settings = _split_and_settings(args)
     config = TrainConfig(
         steps=args.steps,
@@ -455,6 +474,43 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             f"{r['test']['current']['recall@10']:.4f} -> "
             f"{r['test']['candidate']['recall@10']:.4f}; {r['seconds']:.0f} s"
         )
+    return 0
+
+
+def _finetune_from_feedback(args: argparse.Namespace, train_config: Any) -> int:
+    from streams.errors import StreamError
+    from streams.feedback import JOB_BUSY_EXIT, run_feedback_job
+    from streams.settings import Settings
+    from streams.training import JobRunning
+
+    if args.dataset or args.events or args.items:
+        raise StreamError("--feedback trains on the stored examples: give no dataset")
+    settings = Settings()
+    if args.model is not None:
+        settings = Settings(**(settings.model_dump() | {"model_dir": args.model}))
+    config = train_config(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        history=args.history,
+        half_life_s=settings.half_life_short_s,
+        seed=args.seed,
+    )
+    try:
+        r = run_feedback_job(settings, config)
+    except JobRunning as exc:
+        print(f"interest-stream: {exc}", file=sys.stderr)
+        return JOB_BUSY_EXIT
+    if args.json:
+        _print_json(r)
+        return 0
+    print(
+        f"feedback round: {r['candidate']} from {r['parent']} {r['decision']}; "
+        f"{r['data']['examples']} examples, hold-out {r['data']['hold_out']}; loss "
+        f"{r['train']['loss_first']:.3f} -> {r['train']['loss_last']:.3f}; hold-out Recall@10 "
+        f"{r['hold_out']['current']['recall@10']:.4f} -> "
+        f"{r['hold_out']['candidate']['recall@10']:.4f}; {r['seconds']:.0f} s"
+    )
     return 0
 
 

@@ -18,6 +18,8 @@ Names and what moves them (the Grafana dashboard in ``docker/grafana`` plots the
 - ``interest_freshness_seconds{clock}``: per event, its user's Qdrant write acknowledged minus
   the event's ``produce`` time (Kafka record timestamp) or its ``event`` time (``ts``);
 - ``interest_consumer_lag{topic,partition}``: records not yet committed, per assigned partition;
+- ``interest_finetune_jobs_total{outcome}``: jobs started by the feedback trigger, and their
+  ends (``finished``, ``busy``: another job held the lock, ``failed``);
 - ``interest_model_info{version}``: 1 for the model version this worker writes;
   ``interest_worker_ready``: 1 once the model is loaded and Qdrant answered (the healthcheck).
 """
@@ -98,6 +100,12 @@ class Metrics:
         )
         self.model = Gauge(
             "interest_model_info", "The model version this worker writes", ["version"], registry=r
+        )
+        self.finetune_jobs = Counter(
+            "interest_finetune_jobs",
+            "Fine-tuning jobs this worker started, and how they ended",
+            ["outcome"],
+            registry=r,
         )
         self.ready = Gauge(
             "interest_worker_ready", "1 once the model is loaded and Qdrant answered", registry=r

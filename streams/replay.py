@@ -6,7 +6,10 @@ MovieLens mapping (``--dataset movielens --path DIR``):
   (no genres when the file says "(no genres listed)");
 * ``ratings.csv`` -> ``clicks`` when rating >= 4, else ``views``, each carrying its
   ``rating`` (so its weight is rating-derived: (rating - 3) / 2);
-* ``tags.csv`` -> ``reviews`` with the tag as ``text``.
+* ``tags.csv`` -> ``reviews`` with the tag as ``text``;
+* with ``feedback=True``, each rating also becomes a ``feedback`` signal on its item one
+  second after it, as if a recommendation of that item had been acted on: ``positive`` from
+  CLICK_RATING up, ``negative`` at NEGATIVE_RATING or below, none in between.
 
 Items go first, then every event in time order (ties by user, item). Events are keyed by
 ``user_id``, items by ``item_id``; event ids are stable (``r<user>-<item>-<ts>``,
@@ -36,6 +39,7 @@ from streams.topics import kafka_security, wait_caught_up
 
 HINT = ": is --path a MovieLens folder?"
 CLICK_RATING = 4.0  # a rated interaction is a click from this rating up, else a view
+NEGATIVE_RATING = 2.0  # replayed feedback: a negative signal at this rating or below
 
 
 def rating_topic(rating: float) -> str:
@@ -134,6 +138,23 @@ async def publish(
     }
 
 
+def feedback_of(events: list[Record]) -> list[Record]:
+    """Feedback derived from rated events (see the module's mapping), in time order."""
+    out = []
+    for e in events:
+        rating = e.value.get("rating")
+        if rating is None or NEGATIVE_RATING < rating < CLICK_RATING:
+            continue
+        value = {
+            "user_id": e.value["user_id"],
+            "item_id": e.value["item_id"],
+            "ts": e.ts + 1.0,
+            "signal": "positive" if rating >= CLICK_RATING else "negative",
+        }
+        out.append(Record("feedback", e.key, value, e.ts + 1.0))
+    return out
+
+
 def replay_movielens(
     path: Path,
     settings: Settings,
@@ -141,11 +162,15 @@ def replay_movielens(
     limit: int | None = None,
     progress: bool = True,
     wait_items: float = 0.0,
+    feedback: bool = False,
 ) -> dict[str, Any]:
     """Publish the items, optionally wait up to ``wait_items`` seconds until the consumer
-    group of ``settings`` has taken them all, then publish the events."""
+    group of ``settings`` has taken them all, then publish the events (and the feedback
+    derived from them, interleaved in time order)."""
     items = list(movielens_items(path))
     events = movielens_events(path)[:limit]
+    if feedback:
+        events = sorted(events + feedback_of(events), key=lambda r: r.ts)
     stats_items = asyncio.run(publish(items, settings, None, progress))
     if wait_items > 0:
         if progress:

@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     encoder_provider: Literal["auto", "cuda", "cpu"] = "auto"
     encoder_threads: int | None = Field(None, ge=1)  # ONNX Runtime CPU threads; default: all cores
 
+    # Fine-tuning from feedback: a worker starts `interest-stream finetune --feedback` in its
+    # own process once this many new examples arrived (0: never by itself), or once
+    # finetune_every_s passed with at least one new example.
+    finetune_min_examples: int = Field(0, ge=0)
+    finetune_every_s: float = Field(86_400.0, gt=0)
+    finetune_steps: int = Field(100, ge=1)
+
     # Where the worker writes its counters and freshness samples each second (benchmarks)
     stats_file: Path | None = None
 

@@ -17,7 +17,11 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from streams.errors import StreamError
 from streams.settings import Settings
 
-TOPICS = ("clicks", "views", "reviews", "items", "feedback", "dlq")
+TOPICS = ("clicks", "views", "reviews", "items", "feedback", "dlq", "examples")
+# Training examples (the feedback agent's output): durable, and bounded by age and size.
+TOPIC_CONFIGS = {
+    "examples": {"retention.ms": str(90 * 86_400_000), "retention.bytes": str(1 << 30)},
+}
 
 
 def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
@@ -48,6 +52,9 @@ async def _ensure(settings: Settings, replication: int) -> list[str]:
                             t,
                             num_partitions=settings.topic_partitions,
                             replication_factor=replication,
+                            topic_configs=TOPIC_CONFIGS.get(
+                                t.removeprefix(settings.topic_prefix), {}
+                            ),
                         )
                         for t in missing
                     ]

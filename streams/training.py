@@ -33,7 +33,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -160,7 +160,15 @@ def run_rounds(
                 examples, round_no, rounds, config.steps * config.batch_size, config.seed
             )
             seeded = dataclasses.replace(config, seed=config.seed + round_no)
-            record = _round(split, settings, registry, data, picked, seeded, scores, progress)
+            record = _round(
+                registry,
+                data,
+                picked,
+                seeded,
+                scores,
+                lambda path: _hold_out(split, path, settings),
+                progress,
+            )
             record["round"] = f"{round_no + 1}/{rounds}"
             with (root / LOG_FILE).open("ab") as fh:
                 fh.write(orjson.dumps(record) + b"\n")
@@ -169,15 +177,18 @@ def run_rounds(
 
 
 def _round(
-    split: Split,
-    settings: Settings,
     registry: ModelRegistry,
     data: TrainingData,
     picked: list[tuple[int, int]],
     config: TrainConfig,
     scores: dict[str, dict[str, dict[str, float]]],
+    score: Callable[[Path], dict[str, dict[str, float]]],
     progress: bool,
 ) -> dict[str, Any]:
+    """One round: train, export the candidate, gate it on ``score(version dir)``'s
+    ``["validation"]["recall@10"]`` against the current version's, promote or delete it.
+    ``scores`` caches each version's score across rounds; a ``"test"`` score, when there is
+    one, is recorded but never decides."""
     from export.finetune import finetune
     from export.pipeline import export_model
     from export.source import default_model_dir, inspect_source
@@ -212,7 +223,7 @@ def _round(
         try:
             for version in (parent, candidate):
                 if version not in scores:
-                    scores[version] = _hold_out(split, registry.path(version), settings)
+                    scores[version] = score(registry.path(version))
             hold_out = {v: scores[v]["validation"]["recall@10"] for v in (parent, candidate)}
             if hold_out[candidate] > hold_out[parent]:
                 if not (result.path / WEIGHTS_DIR).exists():
@@ -238,7 +249,11 @@ def _round(
             "current": scores[parent]["validation"],
             "candidate": scores[candidate]["validation"],
         },
-        "test": {"current": scores[parent]["test"], "candidate": scores[candidate]["test"]},
+        **(
+            {"test": {"current": scores[parent]["test"], "candidate": scores[candidate]["test"]}}
+            if "test" in scores[parent]
+            else {}
+        ),
         "seconds": round(time.perf_counter() - started, 1),
     }
 

@@ -287,7 +287,7 @@ def test_the_stacks_commands_run_against_the_local_broker(
     done = run_cli([*init, "--json"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     created = json.loads(done.stdout)["topics"]
-    names = ("clicks", "views", "reviews", "items", "feedback", "dlq")
+    names = ("clicks", "views", "reviews", "items", "feedback", "dlq", "examples")
     assert created == [f"{prefix}{t}" for t in names]
     wanted = int(env["INTEREST_TOPIC_PARTITIONS"])  # from .env.example through the compose file
     assert partitions(kafka_broker.bootstrap, created) == dict.fromkeys(created, wanted)

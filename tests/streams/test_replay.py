@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from streams.errors import StreamError
-from streams.replay import movielens_events, movielens_items, replay_movielens
+from streams.replay import feedback_of, movielens_events, movielens_items, replay_movielens
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
@@ -39,6 +39,18 @@ def test_events_are_mapped_and_in_time_order(tiny_movielens: Path) -> None:
     ]
     assert events[0].value["rating"] == 4.5 and events[2].value["text"] == "funny"
     assert len({r.value["event_id"] for r in events}) == 4
+
+
+def test_feedback_is_derived_from_ratings(tiny_movielens: Path) -> None:
+    (tiny_movielens / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n1,2,3.0,200\n1,1,4.5,100\n2,1,1.5,100\n2,2,2.0,300\n"
+    )
+    signals = feedback_of(movielens_events(tiny_movielens))
+    assert [(r.topic, r.key, r.value["item_id"], r.value["signal"], r.ts) for r in signals] == [
+        ("feedback", "1", "1", "positive", 101.0),  # 4.5
+        ("feedback", "2", "1", "negative", 101.0),  # 1.5
+        ("feedback", "2", "2", "negative", 301.0),  # 2.0; the 3.0 and the tag give none
+    ]
 
 
 def test_a_folder_without_the_files_is_a_clear_error(tmp_path: Path) -> None:
