@@ -40,6 +40,10 @@ demo: ## set up, export, start Kafka and a worker, replay MovieLens, recommend, 
 results: ## MovieLens quality, offline and through the pipeline: README table + docs/ plot
 	bash scripts/results.sh
 
+.PHONY: feedback-round
+feedback-round: ## MovieLens replayed with feedback through a worker, then one feedback round
+	bash scripts/feedback_round.sh
+
 .PHONY: finetune-curve
 finetune-curve: ## MovieLens fine-tuning rounds in a scratch models root: README curve table
 	bash scripts/finetune_curve.sh

@@ -59,6 +59,7 @@ GAP_CHECK_S = 5.0  # how often idle agents' partitions are checked for a hole at
 GAP_IDLE_S = 10.0  # ... once nothing was taken from the partition for this long
 LAG_EVERY_S = 5.0  # how often the consumer lag gauge is refreshed
 JOB_CHECK_S = 5.0  # how often the fine-tuning trigger is asked
+LOOP_LAG_EVERY_S = 0.25  # how often the event loop's lag is sampled
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 T = TypeVar("T")
 
@@ -130,6 +131,7 @@ def processor_config(settings: Settings) -> ProcessorConfig:
         concepts_top=settings.concepts_top,
         item_wait_s=settings.item_wait_ms / 1000,
         item_cache_entries=settings.item_cache_entries,
+        encode_timeout_s=settings.encoder_timeout_s,
         limits=Limits(settings.max_text_bytes, settings.min_ts, settings.max_future_s),
     )
 
@@ -437,6 +439,15 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     @app.agent(feedback_topic, name="feedback")
     async def feedback(stream: Any) -> None:
         await run_windows(stream, "feedback")
+
+    @app.task
+    async def measure_loop_lag() -> None:
+        """How late the event loop wakes up: CPU work on the loop shows here first."""
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time()
+            await asyncio.sleep(LOOP_LAG_EVERY_S)
+            metrics.loop_lag.observe(max(0.0, loop.time() - asked - LOOP_LAG_EVERY_S))
 
     @app.timer(JOB_CHECK_S)
     async def maybe_finetune() -> None:

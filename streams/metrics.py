@@ -18,6 +18,7 @@ Names and what moves them (the Grafana dashboard in ``docker/grafana`` plots the
 - ``interest_freshness_seconds{clock}``: per event, its user's Qdrant write acknowledged minus
   the event's ``produce`` time (Kafka record timestamp) or its ``event`` time (``ts``);
 - ``interest_consumer_lag{topic,partition}``: records not yet committed, per assigned partition;
+- ``interest_event_loop_lag_seconds``: how late the event loop wakes (sampled every 0.25 s);
 - ``interest_finetune_jobs_total{outcome}``: jobs started by the feedback trigger, and their
   ends (``finished``, ``busy``: another job held the lock, ``failed``);
 - ``interest_model_info{version}``: 1 for the model version this worker writes;
@@ -100,6 +101,12 @@ class Metrics:
         )
         self.model = Gauge(
             "interest_model_info", "The model version this worker writes", ["version"], registry=r
+        )
+        self.loop_lag = Histogram(
+            "interest_event_loop_lag_seconds",
+            "How late the event loop woke from a short sleep (CPU work on the loop)",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+            registry=r,
         )
         self.finetune_jobs = Counter(
             "interest_finetune_jobs",

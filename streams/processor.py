@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from encoder.cache import VectorCache
-from encoder.service import Encoder
-from streams.errors import KeyMismatch, RecordError
+from encoder.service import Encoded, Encoder
+from streams.errors import KeyMismatch, RecordError, StreamError
 from streams.interest import InterestState, directions_of, event_weight, top_concepts_of
 from streams.records import Event, Feedback, Limits, decode_event, decode_feedback, decode_item
 from streams.store import Store, UserPoint
@@ -71,12 +71,17 @@ class ProcessorConfig:
     concepts_top: int = 3
     item_wait_s: float = 2.0
     item_cache_entries: int = 100_000
+    encode_timeout_s: float = 30.0
     limits: Limits = dataclasses.field(default_factory=Limits)
 
 
 def load_concepts(path: Path | None) -> tuple[str, ...]:
     lines = (path or DEFAULT_CONCEPTS).read_text(encoding="utf-8").splitlines()
     return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+class EncoderStalled(StreamError):
+    """The encoder did not answer in time: transient, the window is retried."""
 
 
 def check_key(key: bytes | None, user_id: str) -> None:
@@ -128,7 +133,7 @@ class EventProcessor:
             latest[item.item_id] = item.text  # the last text of an item in a batch wins
             out.types[(rec.topic_kind, "item")] += 1
         if latest:
-            encoded = await self.encoder.encode(list(latest.values()))
+            encoded = await self._encode(list(latest.values()))
             out.encoded = len(latest) - encoded.cached
             rows = []
             for (item_id, text), vec in zip(latest.items(), encoded.vectors, strict=True):
@@ -158,7 +163,7 @@ class EventProcessor:
         reviews = [e.text for e in events if e.type == "review" and e.text]
         review_vecs: dict[str, np.ndarray] = {}
         if reviews:
-            encoded = await self.encoder.encode(reviews)
+            encoded = await self._encode(reviews)
             if encoded.version != version:  # swapped mid-batch: never mix two models' vectors
                 raise RuntimeError("model version changed during a batch; retry it")
             review_vecs = dict(zip(reviews, encoded.vectors, strict=True))
@@ -260,6 +265,17 @@ class EventProcessor:
                 }
             )
         return out
+
+    async def _encode(self, texts: list[str]) -> Encoded:
+        """The encoder, bounded in time: a stalled model raises :class:`EncoderStalled`
+        (transient: the agent retries the window) instead of holding the window forever."""
+        try:
+            return await asyncio.wait_for(self.encoder.encode(texts), self.config.encode_timeout_s)
+        except TimeoutError:
+            raise EncoderStalled(
+                f"the encoder did not answer within {self.config.encode_timeout_s:.1f} s "
+                f"({len(texts)} texts)"
+            ) from None
 
     def _state(self, user_id: str) -> InterestState:
         data = self.states.get(user_id)

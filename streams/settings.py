@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     encoder_max_pending: int = Field(8192, ge=1)
     encoder_provider: Literal["auto", "cuda", "cpu"] = "auto"
     encoder_threads: int | None = Field(None, ge=1)  # ONNX Runtime CPU threads; default: all cores
+    # A window whose texts are not encoded within this long is retried (a stalled model)
+    encoder_timeout_s: float = Field(30.0, gt=0)
 
     # Fine-tuning from feedback: a worker starts `interest-stream finetune --feedback` in its
     # own process once this many new examples arrived (0: never by itself), or once

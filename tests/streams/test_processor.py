@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 
 import numpy as np
 import orjson
@@ -215,3 +216,40 @@ def test_an_oversized_dead_letter_is_cut_and_says_its_original_size() -> None:
     value, headers = dead_letter(b"x" * 100, [], "reviews", 0, 1, InvalidJson("x"), max_bytes=10)
     assert value == b"x" * 10
     assert dict(headers)["dlq.truncated-from"] == b"100"
+
+
+def test_a_stalled_encoder_times_out_the_loop_keeps_answering_and_a_retry_succeeds() -> None:
+    """The model hangs for 1.5 s (a stuck inference thread): the window fails after the
+    encode timeout with a transient error (the agent retries it), the event loop never
+    waits on the stall, and once the model answers again the same window goes through."""
+    from streams.processor import EncoderStalled
+
+    async def body(proc, model, store, states):
+        await proc.items([rec("items", item_id=1, text="a movie")])
+        model.delay = 1.5
+        review = rec(
+            "reviews", event_id="r1", user_id="u1", item_id=1, ts=T0, text="stuck for a while"
+        )
+        lags: list[float] = []
+
+        async def sample() -> None:
+            loop = asyncio.get_running_loop()
+            for _ in range(100):
+                asked = loop.time()
+                await asyncio.sleep(0.01)
+                lags.append(loop.time() - asked - 0.01)
+
+        sampler = asyncio.create_task(sample())
+        started = time.monotonic()
+        with pytest.raises(EncoderStalled, match=r"did not answer within 0\.3 s"):
+            await proc.events([review])
+        assert time.monotonic() - started < 1.0  # the timeout, not the stall
+        await sampler
+        assert max(lags) < 0.1  # the loop kept answering throughout
+        assert "u1" not in states  # nothing folded: the retry counts it once
+        model.delay = 0.0
+        await asyncio.sleep(1.5)  # the stuck call ends
+        out = await proc.events([review])
+        assert out.written == 1 and InterestState.from_bytes(states["u1"]).event_count == 1
+
+    asyncio.run(with_processor(body, encode_timeout_s=0.3))
