@@ -340,9 +340,9 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
                 max_bytes=MAX_RECORD_BYTES - 64 * 1024,  # room for headers
             )
             await with_retry(functools.partial(send_letter, value, headers), "dead letter")
-        if outcome.examples:  # durable in the examples topic before the feedback is acked
+        if outcome.examples:  # durable in the examples topic before the records are acked
             await with_retry(functools.partial(send_examples, outcome.examples), "examples")
-            trigger.add(len(outcome.examples))
+            trigger.add(sum("item_id" in ex for ex in outcome.examples))  # not forget markers
         for event in events:
             await stream.ack(event)
 
@@ -360,6 +360,8 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             metrics.dlq.labels(type(error).__name__).inc()
         metrics.duplicates.inc(outcome.duplicates)
         metrics.unknown_items.inc(outcome.unknown_items)
+        metrics.forgotten_events.inc(outcome.forgotten_events)
+        metrics.forgotten_users.inc(len(outcome.forgotten_users))
         metrics.texts_encoded.inc(outcome.encoded)
         if outcome.written:
             collection = "items" if work == "items" else "users"

@@ -252,6 +252,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(func=cmd_worker)
 
+    forget = sub.add_parser(
+        "forget",
+        help="ask the workers to forget a user: vector, state, history (README: Forgetting)",
+    )
+    forget.add_argument("user_id")
+    forget.add_argument(
+        "--at", type=float, default=None, help="forget events up to this time (default: now)"
+    )
+    forget.set_defaults(func=cmd_forget)
+
     topics = sub.add_parser("topics", help="create the topics the settings name (idempotent)")
     topics.add_argument("--json", action="store_true")
     topics.set_defaults(func=cmd_topics)
@@ -263,6 +273,29 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--timeout", type=float, default=3.0)
     health.set_defaults(func=cmd_health)
     return parser
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    import asyncio
+    import time
+
+    from streams.errors import StreamError
+    from streams.replay import Record, publish
+    from streams.settings import Settings
+    from streams.topics import ensure_topics
+
+    user = args.user_id.strip()
+    if not user:
+        raise StreamError("the user id is empty")
+    at = time.time() if args.at is None else args.at
+    settings = Settings()
+    if not (math.isfinite(at) and settings.min_ts <= at <= time.time() + settings.max_future_s):
+        raise StreamError(f"--at must be a time in epoch seconds, up to now; not {args.at}")
+    ensure_topics(settings)
+    record = Record("clicks", user, {"type": "forget", "user_id": user, "ts": at}, at)
+    asyncio.run(publish([record], settings, None, progress=False))
+    print(f"asked to forget user {user!r} up to {at:.0f} (topic {settings.topic('clicks')})")
+    return 0
 
 
 def cmd_topics(args: argparse.Namespace) -> int:

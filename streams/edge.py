@@ -94,6 +94,10 @@ class EdgeStore(Store):
             self._written[name] = 0
             self._call(shard.optimize)
 
+    def _delete(self, name: str, ids: Sequence[str]) -> None:
+        op = qe.UpdateOperation.delete_points([uuid.UUID(i) for i in ids])
+        self._call(self._shard(name).update, op)
+
     def _retrieve(
         self, name: str, ids: Sequence[str], payload: Sequence[str] | bool, vectors: bool
     ) -> list[Hit]:

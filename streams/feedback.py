@@ -127,7 +127,8 @@ def feedback_data(
 ) -> tuple[TrainingData, list[tuple[int, int]], list[int]]:
     """Training data from examples: (data, the job's training examples, the hold-out).
 
-    Each example is its own sequence: its history, then its item. ``since``: the newest
+    Each example is its own sequence: its history, then its item. Examples of a user who
+    asked to be forgotten, up to the forget time, are left out. ``since``: the newest
     example time the last feedback job saw; positives after it are new, the rest may be
     replayed. Negative examples (reward <= 0) become negatives of their user's sequences.
     """
@@ -142,6 +143,15 @@ def feedback_data(
             texts.append(text)
         return index[item_id]
 
+    forgotten: dict[str, float] = {}  # user -> forget time (markers from the events agent)
+    for ex in examples:
+        if ex.get("forget"):
+            forgotten[ex["user_id"]] = max(ex["ts"], forgotten.get(ex["user_id"], ex["ts"]))
+    examples = [
+        ex
+        for ex in examples
+        if not ex.get("forget") and ex["ts"] > forgotten.get(ex["user_id"], -math.inf)
+    ]
     sequences: list[np.ndarray] = []
     times: list[np.ndarray] = []
     weights: list[np.ndarray] = []

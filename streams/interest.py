@@ -66,6 +66,8 @@ class InterestState:
     history: deque[tuple[str, float, float]] = dataclasses.field(
         default_factory=lambda: deque(maxlen=TRAIN_HISTORY)
     )
+    # The user asked to be forgotten at this event time: events up to it never count again.
+    forgotten_at: float | None = None
 
     def __post_init__(self) -> None:
         self._seen_set = set(self.seen)  # O(1) membership; the deque keeps the order
@@ -116,6 +118,10 @@ class InterestState:
         self.updated_at = max(self.updated_at, ts)
         return True
 
+    def forgets(self, ts: float) -> bool:
+        """True for an event the user asked to forget (at or before the forget time)."""
+        return self.forgotten_at is not None and ts <= self.forgotten_at
+
     def _rebase(self, new_landmark: float) -> None:
         assert self.landmark is not None
         for name, h in self.half_lives.items():
@@ -151,7 +157,11 @@ class InterestState:
             parts.append(struct.pack("<Bd", len(encoded), self.half_lives[name]) + encoded)
         parts.extend(np.ascontiguousarray(self.sums[n], dtype="<f8").tobytes() for n in names)
         parts.append(np.fromiter(self.seen, dtype="<u8", count=len(self.seen)).tobytes())
-        tail = {"recent": list(self.recent_items), "history": list(self.history)}
+        tail = {
+            "recent": list(self.recent_items),
+            "history": list(self.history),
+            "forgotten_at": self.forgotten_at,
+        }
         parts.append(orjson.dumps(tail))
         return b"".join(parts)
 
@@ -191,6 +201,7 @@ class InterestState:
             history=deque(
                 ((str(i), float(t), float(w)) for i, t, w in tail["history"]), maxlen=TRAIN_HISTORY
             ),
+            forgotten_at=tail.get("forgotten_at"),
         )
 
 

@@ -8,7 +8,8 @@ Names and what moves them (the Grafana dashboard in ``docker/grafana`` plots the
 
 - ``interest_events_total{topic,type}``: valid records taken (items count as type ``item``);
   ``interest_dlq_total{error}``: records dead-lettered, by error class;
-  ``interest_duplicate_events_total``, ``interest_unknown_item_events_total``;
+  ``interest_duplicate_events_total``, ``interest_unknown_item_events_total``,
+  ``interest_forgotten_events_total``; ``interest_forgotten_users_total``;
 - ``interest_encoder_batch_rows`` and ``interest_encoder_batch_seconds``: one observation per
   encoder batch; ``interest_texts_encoded_total``: texts run through the model (cache misses);
 - ``interest_item_cache_hit_ratio``, ``interest_text_cache_hit_ratio``: read at scrape time;
@@ -54,6 +55,14 @@ class Metrics:
             "interest_unknown_item_events",
             "Events skipped: their item never arrived within item_wait_ms",
             registry=r,
+        )
+        self.forgotten_events = Counter(
+            "interest_forgotten_events",
+            "Events skipped: at or before their user's forget time",
+            registry=r,
+        )
+        self.forgotten_users = Counter(
+            "interest_forgotten_users", "Users forgotten (forget records)", registry=r
         )
         self.encoder_batch_rows = Histogram(
             "interest_encoder_batch_rows", "Texts per encoder batch", buckets=ROWS, registry=r

@@ -57,6 +57,8 @@ class Outcome:
     write_s: float = 0.0  # time of the Qdrant upsert
     examples: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # from feedback
     no_history: int = 0  # feedback skipped: the user has no history before it yet
+    forgotten_users: list[str] = dataclasses.field(default_factory=list)  # forgotten now
+    forgotten_events: int = 0  # events skipped: at or before their user's forget time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,14 +170,20 @@ class EventProcessor:
                 raise RuntimeError("model version changed during a batch; retry it")
             review_vecs = dict(zip(reviews, encoded.vectors, strict=True))
             out.encoded = len(reviews) - encoded.cached
-        items = await self._item_vectors(version, {e.item_id for e in events if e.type != "review"})
-        changed: dict[str, InterestState] = {}
+        wanted = {e.item_id for e in events if e.type not in ("review", "forget")}
+        items = await self._item_vectors(version, wanted)
+        changed = self._forget(events, out)
         for e in events:
+            if e.type == "forget":
+                continue
+            state = changed.get(e.user_id) or self._state(e.user_id)
+            if state.forgets(e.ts):
+                out.forgotten_events += 1
+                continue
             vec = review_vecs.get(e.text) if e.type == "review" and e.text else items.get(e.item_id)
             if vec is None:
                 out.unknown_items += 1
                 continue
-            state = changed.get(e.user_id) or self._state(e.user_id)
             weight = event_weight(
                 e.type,
                 e.rating,
@@ -188,8 +196,39 @@ class EventProcessor:
                 out.event_times.append(e.ts)
             else:
                 out.duplicates += 1
-        if not changed:
-            return out
+        if out.forgotten_users:  # first, so a new life after the forget is not "older"
+            await asyncio.to_thread(self.store.forget_users, out.forgotten_users)
+        live = {u: state for u, state in changed.items() if state.event_count}
+        if live:
+            out.written, out.write_s = await self._write(version, live)
+        for user_id, state in changed.items():  # after Qdrant acknowledged
+            self.states[user_id] = state.to_bytes()
+        return out
+
+    def _forget(self, events: Sequence[Event], out: Outcome) -> dict[str, InterestState]:
+        """Users who asked to be forgotten (``forget`` events): a fresh state that remembers
+        the forget time, so that no event up to it counts again, replayed or late."""
+        asked: dict[str, float] = {}
+        for e in events:
+            if e.type == "forget":
+                asked[e.user_id] = max(e.ts, asked.get(e.user_id, e.ts))
+        fresh = {}
+        for user_id, at in asked.items():
+            old = self._state(user_id).forgotten_at
+            if old is not None and old >= at:
+                continue  # forgotten already, as late or later
+            state = InterestState.empty(
+                self.encoder.dimension, self.config.half_lives, self.config.dedupe_window
+            )
+            state.forgotten_at = at
+            fresh[user_id] = state
+            out.forgotten_users.append(user_id)
+            # A marker in the examples topic: training skips the user's examples up to `at`.
+            out.examples.append({"forget": True, "user_id": user_id, "ts": at})
+        return fresh
+
+    async def _write(self, version: str, changed: dict[str, InterestState]) -> tuple[int, float]:
+        """One batched upsert of the changed users: (points written, seconds)."""
         users = list(changed.values())
         directions = directions_of(users)
         concepts = top_concepts_of(
@@ -211,11 +250,8 @@ class EventProcessor:
             for i, (user_id, state) in enumerate(changed.items())
         ]
         started = time.perf_counter()
-        out.written = await asyncio.to_thread(self.store.upsert_users, version, points)
-        out.write_s = time.perf_counter() - started
-        for user_id, state in changed.items():  # after Qdrant acknowledged
-            self.states[user_id] = state.to_bytes()
-        return out
+        written = await asyncio.to_thread(self.store.upsert_users, version, points)
+        return written, time.perf_counter() - started
 
     async def feedback(self, records: Sequence[RawRecord]) -> Outcome:
         """Feedback signals -> training examples: the user's history before the signal

@@ -7,6 +7,9 @@ Events are JSON objects (UTF-8) keyed by ``user_id``: ``event_id``, ``user_id``,
 ``ts`` (epoch seconds); reviews add ``text`` and may carry ``rating``. Any event may carry
 ``type`` (``click``, ``view``, ``review``, ``negative``); without it, the topic decides. Ids
 may be strings or integers (MovieLens ids are numbers) and are kept as strings.
+
+``{"type": "forget", "user_id": ..., "ts": ...}`` on any event topic asks to forget the
+user: everything up to ``ts`` (``event_id`` and ``item_id`` are not needed).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from streams.errors import (
 )
 
 TOPIC_TYPES = {"clicks": "click", "views": "view", "reviews": "review"}
-EVENT_TYPES = ("click", "view", "review", "negative")
+EVENT_TYPES = ("click", "view", "review", "negative", "forget")
 MAX_ID_CHARS = 256
 
 
@@ -96,6 +99,10 @@ def decode_event(topic_kind: str, raw: bytes, limits: Limits) -> Event:
         rating = _number(data, "rating")
         if not 0 <= rating <= 10:
             raise InvalidNumber(f"rating {rating} is outside 0..10")
+    if kind == "forget":
+        user = _id(data, "user_id")
+        ts = _ts(data, limits)
+        return Event(type=kind, event_id=f"forget:{user}:{ts!r}", user_id=user, item_id="", ts=ts)
     return Event(
         type=kind,
         event_id=_id(data, "event_id"),

@@ -127,6 +127,10 @@ class Store(abc.ABC):
         """Write (id, vector or {name: vector}, payload) points and wait for the ack."""
 
     @abc.abstractmethod
+    def _delete(self, name: str, ids: Sequence[str]) -> None:
+        """Delete points by id (missing ids are not an error)."""
+
+    @abc.abstractmethod
     def _retrieve(
         self, name: str, ids: Sequence[str], payload: Sequence[str] | bool, vectors: bool
     ) -> list[Hit]: ...
@@ -228,6 +232,15 @@ class Store(abc.ABC):
             self._upsert(name, points)
         return len(points)
 
+    def forget_users(self, user_ids: Sequence[str]) -> None:
+        """Delete these users' points from every version's users collection."""
+        if not user_ids:
+            return
+        ids = [point_id("user", u) for u in user_ids]
+        for name in sorted(self.collections()):
+            if name.startswith(f"{USERS}__"):
+                self._delete(name, ids)
+
     def user(self, user_id: str, version: str | None = None) -> Hit | None:
         name = collection(USERS, version) if version else self.resolve(USERS)
         hits = self._retrieve(name, [point_id("user", user_id)], True, True)
@@ -315,6 +328,9 @@ class QdrantStore(Store):
     def _upsert(self, name: str, points: Sequence[tuple[str, Any, dict[str, Any]]]) -> None:
         structs = [qm.PointStruct(id=i, vector=v, payload=p) for i, v, p in points]
         self._call(self.client.upsert, name, points=structs, wait=True)
+
+    def _delete(self, name: str, ids: Sequence[str]) -> None:
+        self._call(self.client.delete, name, points_selector=qm.PointIdsList(points=list(ids)))
 
     def _retrieve(
         self, name: str, ids: Sequence[str], payload: Sequence[str] | bool, vectors: bool

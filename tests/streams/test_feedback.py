@@ -89,6 +89,15 @@ def test_examples_make_sequences_a_time_hold_out_and_negatives() -> None:
     assert data.negatives is not None and all(list(n) == [bad] for n in data.negatives)
 
 
+def test_examples_before_a_forget_are_never_trained_on() -> None:
+    examples = [example("u1", f"i{k}", T0 + k) for k in range(10)]
+    examples += [example("u2", f"j{k}", T0 + k) for k in range(10)]
+    examples.append({"forget": True, "user_id": "u1", "ts": T0 + 5})
+    data, _, _ = feedback_data(examples, since=None, size=100, seed=0)
+    kept = sorted(data.texts[seq[-1]] for seq in data.sequences)
+    assert kept == sorted([f"text i{k}" for k in range(6, 10)] + [f"text j{k}" for k in range(10)])
+
+
 def test_a_job_finds_the_lock_held_and_says_so(tmp_path: Path, tiny_source_dir: Path) -> None:
     root = tiny_root(tiny_source_dir, tmp_path)
     with job_lock(root):

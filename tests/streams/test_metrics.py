@@ -1,4 +1,4 @@
-"""Metrics, the health and topics commands, and JSON logs, without a broker."""
+"""Metrics, JSON logs, and the health, topics and forget commands, without a broker."""
 
 from __future__ import annotations
 
@@ -96,3 +96,18 @@ def test_topics_without_a_broker_is_one_line(
     assert main(["topics"]) == 2
     err = capsys.readouterr().err
     assert "no Kafka broker at 127.0.0.1:9" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["forget", " "], "the user id is empty"),
+        (["forget", "u1", "--at", "nan"], "--at must be a time"),
+        (["forget", "u1", "--at", "1e12"], "--at must be a time"),  # the far future
+    ],
+)
+def test_forget_refuses_bad_requests_before_sending(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == 2
+    assert message in capsys.readouterr().err

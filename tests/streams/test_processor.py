@@ -253,3 +253,37 @@ def test_a_stalled_encoder_times_out_the_loop_keeps_answering_and_a_retry_succee
         assert out.written == 1 and InterestState.from_bytes(states["u1"]).event_count == 1
 
     asyncio.run(with_processor(body, encode_timeout_s=0.3))
+
+
+def test_a_forgotten_user_is_deleted_and_old_events_never_bring_them_back() -> None:
+    async def body(proc, model, store, states):
+        await proc.items([rec("items", item_id=i, text=f"movie {i}") for i in range(3)])
+        old = [
+            rec("clicks", event_id=f"c{k}", user_id="u1", item_id=k, ts=T0 + k) for k in range(3)
+        ]
+        other = rec("clicks", event_id="o1", user_id="u2", item_id=1, ts=T0)
+        await proc.events([*old, other])
+        assert store.user("u1") is not None
+        forget = rec("clicks", type="forget", user_id="u1", ts=T0 + 10)
+        out = await proc.events([forget, old[0]])  # a late old event in the same window
+        assert out.forgotten_users == ["u1"] and out.forgotten_events == 1
+        assert out.examples == [{"forget": True, "user_id": "u1", "ts": T0 + 10}]
+        assert store.user("u1") is None and store.user("u2") is not None
+        tomb = InterestState.from_bytes(states["u1"])
+        assert tomb.event_count == 0 and not tomb.history and not tomb.recent_items
+        # A replay of everything before the forget: nothing comes back.
+        again = await proc.events(old)
+        assert again.forgotten_events == 3 and again.written == 0
+        assert store.user("u1") is None
+        # Feedback finds no history to pair with.
+        fb = await proc.feedback(
+            [rec("feedback", user_id="u1", item_id=1, ts=T0 + 20, signal="positive")]
+        )
+        assert fb.no_history == 1 and not fb.examples
+        # A new life after the forget counts from its first event; forgetting twice is once.
+        new = rec("clicks", event_id="n1", user_id="u1", item_id=2, ts=T0 + 11)
+        later = await proc.events([new, forget])
+        assert later.written == 1 and later.forgotten_users == []
+        assert store.user("u1").payload["event_count"] == 1
+
+    asyncio.run(with_processor(body))

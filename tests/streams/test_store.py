@@ -70,6 +70,18 @@ def test_an_older_write_never_overwrites_a_newer_one(store: Store) -> None:
     assert store.upsert_users("v1", [user("u1", unit(0, 1, 0), 6, 250.0)]) == 1
 
 
+def test_a_forgotten_user_is_gone_from_every_version(store: Store) -> None:
+    for version in ("v1", "v2"):
+        store.ensure_version(version, dimension=3)
+        store.upsert_users(version, [user("u1", unit(1, 0, 0), 5, 200.0)])
+        store.upsert_users(version, [user("u2", unit(0, 1, 0), 5, 200.0)])
+    store.forget_users(["u1", "nobody"])
+    assert store.user("u1", "v1") is None and store.user("u1", "v2") is None
+    assert store.user("u2", "v1") is not None and store.user("u2", "v2") is not None
+    # Gone means gone: a new life starts from the first event again, unguarded.
+    assert store.upsert_users("v1", [user("u1", unit(0, 0, 1), 1, 300.0)]) == 1
+
+
 def test_writes_are_idempotent(store: Store) -> None:
     store.ensure_version("v1", dimension=3)
     for _ in range(3):

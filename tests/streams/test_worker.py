@@ -214,6 +214,34 @@ def test_a_killed_worker_recovers_its_state_and_counts_nothing_twice(pipeline) -
     check_oracle(qdrant, clicks)
 
 
+def test_a_forgotten_user_stays_forgotten_through_a_replay(
+    pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix, worker, bootstrap, qdrant = pipeline
+    worker.start()
+    load_items(bootstrap, prefix, 10)
+    clicks = {u: [(k % 10, T0 + k * 60.0) for k in range(6)] for u in ("u1", "u2")}
+    records = [
+        click(prefix, f"{u}-{k}", u, item, ts)
+        for u, events in clicks.items()
+        for k, (item, ts) in enumerate(events)
+    ]
+    produce(bootstrap, records)
+    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks"])
+    monkeypatch.setenv("INTEREST_KAFKA_BOOTSTRAP", bootstrap)
+    monkeypatch.setenv("INTEREST_TOPIC_PREFIX", prefix)
+    assert cli_main(["forget", "u1", "--at", str(T0 + 3600)]) == 0
+    produce(bootstrap, records)  # the same history again, as a replay would send it
+    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks"])
+    worker.stop()
+    store = open_store(path=qdrant.qdrant_location, backend=qdrant.qdrant_backend)
+    try:
+        assert store.user("u1") is None
+        assert store.user("u2").payload["event_count"] == 6
+    finally:
+        store.close()
+
+
 def scrape(url: str) -> dict[str, float]:
     """The endpoint's samples as ``{'name{label="v",...}': value}`` (labels sorted)."""
     with urllib.request.urlopen(url, timeout=5) as response:
