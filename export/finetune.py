@@ -37,7 +37,7 @@ import numpy as np
 from export.errors import ExportError, MissingExtraError
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-MAX_NEGATIVES = 4  # feedback negatives per example and step, besides the in-batch ones
+MAX_NEGATIVES = 1  # feedback negatives per example and step, besides the in-batch ones
 
 
 @dataclasses.dataclass(frozen=True)

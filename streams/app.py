@@ -51,6 +51,7 @@ from streams.settings import Settings
 from streams.stats import WorkerStats
 from streams.store import Store, StoreError
 from streams.store import open_store as _open
+from streams.topics import ssl_context
 
 log = logging.getLogger(__name__)
 EVENT_TOPICS = ("clicks", "views", "reviews")
@@ -149,18 +150,10 @@ def open_store(settings: Settings) -> Store:
 
 def faust_app(settings: Settings) -> faust.App:
     """The worker's Faust app, without agents: broker, credentials, codecs, producer limits."""
-    broker_credentials = None
-    if settings.kafka_sasl_mechanism:
-        password = settings.kafka_sasl_password
-        broker_credentials = faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=password.get_secret_value() if password else None,
-            mechanism=settings.kafka_sasl_mechanism,
-        )
     return faust.App(
         settings.consumer_group,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
-        broker_credentials=broker_credentials,
+        broker_credentials=broker_credentials(settings),
         store="memory://",
         topic_partitions=settings.topic_partitions,
         value_serializer="raw",
@@ -174,6 +167,23 @@ def faust_app(settings: Settings) -> faust.App:
         producer_max_request_size=MAX_RECORD_BYTES,
         table_cleanup_interval=60.0,
     )
+
+
+def broker_credentials(settings: Settings) -> Any:
+    """Faust's credentials for the security protocol: SASL (over TLS for SASL_SSL), TLS
+    alone, or none."""
+    context = ssl_context(settings)
+    if settings.kafka_sasl_mechanism:
+        password = settings.kafka_sasl_password
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=password.get_secret_value() if password else None,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
 
 
 def raw_topic(app: faust.App, *names: str) -> Any:

@@ -107,6 +107,11 @@ class Settings(BaseSettings):
             raise ValueError("half_life_short_s must not exceed half_life_long_s")
         if (self.kafka_sasl_mechanism is None) != (self.kafka_sasl_username is None):
             raise ValueError("set kafka_sasl_mechanism and kafka_sasl_username together")
+        if (self.kafka_sasl_mechanism is None) == self.kafka_security_protocol.startswith("SASL"):
+            raise ValueError(
+                "kafka_security_protocol SASL_PLAINTEXT or SASL_SSL goes with "
+                "kafka_sasl_mechanism, and only with it"
+            )
         return self
 
     @property

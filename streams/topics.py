@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import Callable
 
@@ -97,14 +98,22 @@ async def _until_led(settings: Settings, topics: list[str], timeout: float = 30.
         await consumer.stop()
 
 
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context for SSL and SASL_SSL (the CA file if given, else the system's)."""
+    if not settings.kafka_security_protocol.endswith("SSL"):
+        return None
+    from aiokafka.helpers import create_ssl_context
+
+    cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+    return create_ssl_context(cafile=cafile)
+
+
 def kafka_security(settings: Settings) -> dict[str, object]:
     """aiokafka keyword arguments for the configured SASL / TLS options."""
     options: dict[str, object] = {"security_protocol": settings.kafka_security_protocol}
-    if settings.kafka_ssl_cafile or settings.kafka_security_protocol.endswith("SSL"):
-        from aiokafka.helpers import create_ssl_context
-
-        cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
-        options["ssl_context"] = create_ssl_context(cafile=cafile)
+    context = ssl_context(settings)
+    if context is not None:
+        options["ssl_context"] = context
     if settings.kafka_sasl_mechanism:
         password = settings.kafka_sasl_password
         options |= {

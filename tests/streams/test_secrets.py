@@ -46,6 +46,7 @@ def assert_no_secret(text: str) -> None:
 def test_settings_never_show_secrets() -> None:
     s = Settings(
         qdrant_api_key=SecretStr(QDRANT_KEY),
+        kafka_security_protocol="SASL_PLAINTEXT",
         kafka_sasl_mechanism="PLAIN",
         kafka_sasl_username="someone",
         kafka_sasl_password=SecretStr(SASL_PASSWORD),
@@ -88,3 +89,39 @@ def test_failing_connections_log_no_secret(kafka_broker, tiny_model_dir: Path, t
     assert any("qdrant" in o.lower() or "kafka" in o.lower() for o in outputs)
     for text in outputs:
         assert_no_secret(text)
+
+
+def test_each_security_protocol_gives_the_worker_its_credentials() -> None:
+    import faust
+
+    from streams.app import broker_credentials
+
+    assert broker_credentials(Settings()) is None
+    tls = broker_credentials(Settings(kafka_security_protocol="SSL"))
+    assert isinstance(tls, faust.SSLCredentials) and tls.context is not None
+    for protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        sasl = broker_credentials(
+            Settings(
+                kafka_security_protocol=protocol,
+                kafka_sasl_mechanism="SCRAM-SHA-512",
+                kafka_sasl_username="someone",
+                kafka_sasl_password=SecretStr(SASL_PASSWORD),
+            )
+        )
+        assert isinstance(sasl, faust.SASLCredentials)
+        assert sasl.mechanism.value == "SCRAM-SHA-512" and sasl.password == SASL_PASSWORD
+        assert (sasl.ssl_context is not None) == (protocol == "SASL_SSL")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"kafka_security_protocol": "SASL_SSL"},  # SASL without a mechanism
+        {"kafka_sasl_mechanism": "PLAIN", "kafka_sasl_username": "u"},  # a mechanism, no SASL
+    ],
+)
+def test_sasl_settings_must_agree(options: dict) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="SASL_PLAINTEXT or SASL_SSL"):
+        Settings(**options)

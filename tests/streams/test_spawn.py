@@ -18,6 +18,7 @@ def test_every_setting_reaches_the_worker(monkeypatch: pytest.MonkeyPatch) -> No
     settings = Settings(
         half_life_short_s=3600,
         window_ms=100,
+        kafka_security_protocol="SASL_PLAINTEXT",
         kafka_sasl_mechanism="PLAIN",
         kafka_sasl_username="u",
         kafka_sasl_password=SecretStr("p"),
