@@ -474,7 +474,6 @@ def cmd_switch(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from export.finetune import TrainConfig
     from streams.errors import StreamError
     from streams.training import run_rounds
 
@@ -484,17 +483,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if not 0 < args.learning_rate < math.inf:
         raise StreamError(f"--learning-rate must be a positive number, not {args.learning_rate}")
     if args.feedback:
-        return _finetune_from_feedback(args, TrainConfig)
+        return _finetune_from_feedback(args)
     split, settings = _split_and_settings(args)
-    config = TrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        history=args.history,
-        half_life_s=settings.half_life_short_s,
-        seed=args.seed,
-    )
-    records = run_rounds(split, settings, args.rounds, config)
+    records = run_rounds(split, settings, args.rounds, _train_config(args, settings))
     if args.json:
         _print_json(records)
         return 0
@@ -510,7 +501,20 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _finetune_from_feedback(args: argparse.Namespace, train_config: Any) -> int:
+def _train_config(args: argparse.Namespace, settings: Any) -> Any:
+    from export.finetune import TrainConfig
+
+    return TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        history=args.history,
+        half_life_s=settings.half_life_short_s,  # the stream's short half-life
+        seed=args.seed,
+    )
+
+
+def _finetune_from_feedback(args: argparse.Namespace) -> int:
     from streams.errors import StreamError
     from streams.feedback import JOB_BUSY_EXIT, run_feedback_job
     from streams.settings import Settings
@@ -521,16 +525,8 @@ def _finetune_from_feedback(args: argparse.Namespace, train_config: Any) -> int:
     settings = Settings()
     if args.model is not None:
         settings = Settings(**(settings.model_dump() | {"model_dir": args.model}))
-    config = train_config(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        history=args.history,
-        half_life_s=settings.half_life_short_s,
-        seed=args.seed,
-    )
     try:
-        r = run_feedback_job(settings, config)
+        r = run_feedback_job(settings, _train_config(args, settings))
     except JobRunning as exc:
         print(f"interest-stream: {exc}", file=sys.stderr)
         return JOB_BUSY_EXIT
