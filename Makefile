@@ -40,6 +40,10 @@ demo: ## set up, export, start Kafka and a worker, replay MovieLens, recommend, 
 results: ## MovieLens quality, offline and through the pipeline: README table + docs/ plot
 	bash scripts/results.sh
 
+.PHONY: reliability
+reliability: ## the fault scenarios against the local broker: README reliability table
+	bash scripts/reliability.sh
+
 .PHONY: feedback-round
 feedback-round: ## MovieLens replayed with feedback through a worker, then one feedback round
 	bash scripts/feedback_round.sh

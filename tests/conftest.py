@@ -68,6 +68,14 @@ class _Null:
         pass
 
 
+@pytest.fixture
+def reliability():
+    """Records a fault scenario's figures for the README table (tests/reliability.py)."""
+    from tests.reliability import recorder
+
+    return recorder()
+
+
 @pytest.fixture(scope="session")
 def kafka_broker():
     """The real local broker: started once (idempotent: CI has usually started it already)."""

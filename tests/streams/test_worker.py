@@ -89,6 +89,21 @@ def oracle(events, item_vecs, half_life: float) -> np.ndarray:
     return s / np.linalg.norm(s)
 
 
+def counted(qdrant: Settings, expected: dict[str, int]) -> tuple[int, int]:
+    """(lost, duplicated) events: each user's stored event_count against what was sent."""
+    store = open_store(path=qdrant.qdrant_location, backend=qdrant.qdrant_backend)
+    try:
+        lost = duplicated = 0
+        for user, n in expected.items():
+            point = store.user(user)
+            got = point.payload["event_count"] if point is not None else 0
+            lost += max(0, n - got)
+            duplicated += max(0, got - n)
+        return lost, duplicated
+    finally:
+        store.close()
+
+
 def check_oracle(qdrant: Settings, clicks: dict[str, list[tuple[int, float]]]) -> None:
     """The worker's (stopped) embedded store against the oracle, user by user."""
     store = open_store(path=qdrant.qdrant_location, backend=qdrant.qdrant_backend)
@@ -140,7 +155,8 @@ BAD = [
 ]
 
 
-def test_bad_records_go_to_the_dlq_and_the_partition_keeps_moving(pipeline) -> None:
+@pytest.mark.reliability
+def test_bad_records_go_to_the_dlq_and_the_partition_keeps_moving(pipeline, reliability) -> None:
     prefix, worker, bootstrap, qdrant = pipeline
     worker.start()
     load_items(bootstrap, prefix, 3)
@@ -162,6 +178,17 @@ def test_bad_records_go_to_the_dlq_and_the_partition_keeps_moving(pipeline) -> N
     letters = read_topic(bootstrap, f"{prefix}dlq", len(bad))
     worker.stop()
 
+    lost, duplicated = counted(qdrant, {"u9": len(good)})
+    reliability.record(
+        "poison records",
+        injected=f"{len(bad)} hostile records before 2 good ones in one partition: invalid "
+        "UTF-8, broken JSON, JSON nested 100,000 deep, a million-digit number, NaN, "
+        "Infinity, 1e300, a 10 MB text, an unknown type, a missing field, a wrong type, a "
+        "key that is not the user_id, no key",
+        events=len(bad) + len(good),
+        lost=lost + max(0, len(bad) - len(letters)),
+        duplicated=duplicated + max(0, len(letters) - len(bad)),
+    )
     assert len(letters) == len(bad)
     by_value = {m.value: dict(m.headers) for m in letters}
     for _, raw, _ in bad:
@@ -190,7 +217,8 @@ def test_bad_records_go_to_the_dlq_and_the_partition_keeps_moving(pipeline) -> N
     check_oracle(qdrant, {"u9": [(1, T0), (2, T0 + 60)]})
 
 
-def test_a_killed_worker_recovers_its_state_and_counts_nothing_twice(pipeline) -> None:
+@pytest.mark.reliability
+def test_a_killed_worker_recovers_its_state_and_counts_nothing_twice(pipeline, reliability) -> None:
     prefix, worker, bootstrap, qdrant = pipeline
     worker.start()
     load_items(bootstrap, prefix, 10)
@@ -205,17 +233,66 @@ def test_a_killed_worker_recovers_its_state_and_counts_nothing_twice(pipeline) -
     wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}items", f"{prefix}clicks"])
     produce(bootstrap, records[100:])
     worker.stop(signal.SIGKILL)  # mid-stream: no goodbye, no final commit
+    restarted = time.monotonic()
     worker.start()
     # Records Faust drops while the table recovers (faust-streaming #596) are read again:
     # mid-partition when a later record shows the hole, at the end once the agent idles
     # (streams/gaps.py).
     wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks"], timeout=120)
+    recovery = time.monotonic() - restarted
     worker.stop()
+    lost, duplicated = counted(qdrant, {u: len(e) for u, e in clicks.items()})
+    reliability.record(
+        "worker killed",
+        injected="kill -9 of the worker while 100 of 200 events were in flight, then a restart",
+        events=len(records),
+        lost=lost,
+        duplicated=duplicated,
+        recovery_s=recovery,
+    )
     check_oracle(qdrant, clicks)
 
 
+@pytest.mark.reliability
+@pytest.mark.slow
+def test_the_worker_resumes_by_itself_after_a_broker_restart(
+    pipeline, kafka_broker, reliability
+) -> None:
+    prefix, worker, bootstrap, qdrant = pipeline
+    worker.start()
+    load_items(bootstrap, prefix, 10)
+    clicks: dict[str, list[tuple[int, float]]] = {f"u{n}": [] for n in range(4)}
+    records = []
+    for k in range(200):
+        user = f"u{k % 4}"
+        item, ts = k % 10, T0 + k * 600.0
+        clicks[user].append((item, ts))
+        records.append(click(prefix, f"e{k}", user, item, ts))
+    produce(bootstrap, records[:100])
+    kafka_broker.stop()  # under load: the worker is taking the first 100
+    time.sleep(5)
+    kafka_broker.start()
+    restarted = time.monotonic()
+    produce(bootstrap, records[100:])
+    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks"], timeout=240)
+    recovery = time.monotonic() - restarted
+    assert worker.proc is not None and worker.proc.poll() is None  # the same process, resumed
+    worker.stop()
+    lost, duplicated = counted(qdrant, {u: len(e) for u, e in clicks.items()})
+    reliability.record(
+        "broker restarted",
+        injected="the broker stopped for 5 s while the worker took 100 events, then 100 more",
+        events=len(records),
+        lost=lost,
+        duplicated=duplicated,
+        recovery_s=recovery,
+    )
+    check_oracle(qdrant, clicks)
+
+
+@pytest.mark.reliability
 def test_a_forgotten_user_stays_forgotten_through_a_replay(
-    pipeline, monkeypatch: pytest.MonkeyPatch
+    pipeline, monkeypatch: pytest.MonkeyPatch, reliability
 ) -> None:
     prefix, worker, bootstrap, qdrant = pipeline
     worker.start()
@@ -234,6 +311,14 @@ def test_a_forgotten_user_stays_forgotten_through_a_replay(
     produce(bootstrap, records)  # the same history again, as a replay would send it
     wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks"])
     worker.stop()
+    lost, duplicated = counted(qdrant, {"u1": 0, "u2": 6})  # u1: nothing may come back
+    reliability.record(
+        "user forgotten",
+        injected="forget one of two users, then replay both users' 12 events",
+        events=2 * len(records),
+        lost=lost,
+        duplicated=duplicated,
+    )
     store = open_store(path=qdrant.qdrant_location, backend=qdrant.qdrant_backend)
     try:
         assert store.user("u1") is None
