@@ -1,7 +1,13 @@
 """The Faust app: agents that turn Kafka topics into item and user vectors in Qdrant.
 
-    app = build_app(Settings())
+    app = build_app(Settings(), Metrics())
     app.main()          # or: interest-stream worker
+
+Three agents: ``items`` (item texts -> vectors), ``events`` (clicks, views, reviews and
+forget requests -> user vectors) and ``feedback`` (signals -> training examples in the
+``examples`` topic, and the trigger that starts a fine-tuning job in its own process,
+``streams/feedback.py``). Timers measure consumer lag and event-loop lag for the metrics
+(``streams/metrics.py``).
 
 Agents take records in windows (``window_events`` records or ``window_ms``, whichever comes
 first), hand each window to the :class:`~streams.processor.EventProcessor`, send bad records
