@@ -113,7 +113,11 @@ class EdgeStore(Store):
         return int(self._call(self._shard(self.resolve(name)).count, qe.CountRequest(exact=True)))
 
     def recommend(self, user_id: str, k: int = 10, exclude: Iterable[str] = ()) -> list[Hit]:
-        user = self._retrieve(USERS, [point_id("user", user_id)], False, True)
+        # One read of the aliases for both names: a switch between two reads would query
+        # one version's items with the other version's user vector.
+        aliases = self.aliases()
+        users, items = aliases.get(USERS, USERS), aliases.get(ITEMS, ITEMS)
+        user = self._retrieve(users, [point_id("user", user_id)], False, True)
         if not user:
             return []
         skip: set[int | uuid.UUID | str] = {uuid.UUID(point_id("item", i)) for i in exclude}
@@ -123,7 +127,7 @@ class EdgeStore(Store):
             filter=qe.Filter(must_not=[qe.HasIdCondition(skip)]) if skip else None,
             with_payload=True,
         )
-        points = self._call(self._shard(self.resolve(ITEMS)).query, request)
+        points = self._call(self._shard(items).query, request)
         return [Hit(str(p.id), dict(p.payload or {}), score=p.score) for p in points]
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -168,3 +168,41 @@ def test_edge_runs_its_optimizer_as_points_accumulate(
         s.upsert_items("v1", [(str(i), unit(1, i, 0), {})])
     assert calls.count("optimize") == 2  # after the 3rd and the 6th point
     s.close()
+
+
+def test_an_edge_query_never_mixes_versions_while_the_aliases_switch(tmp_path: Path) -> None:
+    """v1 has 3 dimensions, v2 has 4: a user vector of one version queried against the
+    items of the other fails, so any mixing shows as an error. One thread switches the
+    aliases back and forth while another asks for recommendations."""
+    import threading
+
+    store = open_store(path=tmp_path / "edge", backend="edge")
+    for version, dim in (("v1", 3), ("v2", 4)):
+        store.ensure_version(version, dimension=dim, serve=True)
+        vec = np.ones(dim, dtype=np.float32) / np.sqrt(dim)
+        store.upsert_items(version, [("a", vec, {"text": "A"}), ("b", -vec, {"text": "B"})])
+        store.upsert_users(version, [UserPoint("u1", {"short": vec, "long": vec}, 1.0, 1, [])])
+    errors: list[Exception] = []
+    results: list[str] = []
+    done = threading.Event()
+
+    def switch() -> None:
+        for n in range(300):
+            store.switch("v1" if n % 2 else "v2")
+        done.set()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                results.extend(h.payload["model_version"] for h in store.recommend("u1", k=1))
+            except Exception as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=switch), threading.Thread(target=read)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store.close()
+    assert not errors, errors[:3]
+    assert set(results) <= {"v1", "v2"} and results
