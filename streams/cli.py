@@ -217,8 +217,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="point the items and users aliases at a model version at once (roll-out, roll-back)",
     )
     sw.add_argument("version", help="a version whose items__ and users__ collections exist")
+    sw.add_argument(
+        "--drop-old-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="after a grace period, drop the collections of the version served before "
+        "(unless the aliases moved back to it meanwhile)",
+    )
     sw.add_argument("--json", action="store_true")
     sw.set_defaults(func=cmd_switch)
+
+    drop = sub.add_parser(
+        "drop", help="delete the collections of a model version no alias serves (after a roll-out)"
+    )
+    drop.add_argument("version")
+    drop.add_argument("--json", action="store_true")
+    drop.set_defaults(func=cmd_drop)
 
     ft = sub.add_parser(
         "finetune",
@@ -446,11 +461,16 @@ def _split_and_settings(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def cmd_switch(args: argparse.Namespace) -> int:
+    import time
+
     from streams.app import open_store
     from streams.errors import StreamError
     from streams.settings import Settings
     from streams.store import ITEMS, USERS, collection
 
+    grace = args.drop_old_after
+    if grace is not None and not 0 <= grace < math.inf:
+        raise StreamError(f"--drop-old-after must be seconds >= 0, not {grace}")
     store = open_store(Settings())
     try:
         names = store.collections()
@@ -464,12 +484,35 @@ def cmd_switch(args: argparse.Namespace) -> int:
             )
         before = store.serving()
         store.switch(args.version)
+        print(f"aliases items, users: {before} -> {args.version}", file=sys.stderr)
+        dropped: list[str] = []
+        if grace is not None and before not in (None, args.version):
+            print(f"dropping {before} in {grace:.0f} s", file=sys.stderr)
+            time.sleep(grace)
+            if store.serving() == args.version:  # not rolled back meanwhile
+                dropped = store.drop(before)
     finally:
         store.close()
     if args.json:
-        _print_json({"before": before, "serving": args.version})
+        _print_json({"before": before, "serving": args.version, "dropped": dropped})
+    elif dropped:
+        print(f"dropped {', '.join(dropped)}")
+    return 0
+
+
+def cmd_drop(args: argparse.Namespace) -> int:
+    from streams.app import open_store
+    from streams.settings import Settings
+
+    store = open_store(Settings())
+    try:
+        dropped = store.drop(args.version)
+    finally:
+        store.close()
+    if args.json:
+        _print_json({"dropped": dropped})
     else:
-        print(f"aliases items, users: {before} -> {args.version}")
+        print(f"dropped {', '.join(dropped) or 'nothing (no such collections)'}")
     return 0
 
 

@@ -18,6 +18,7 @@ before ``interest-stream recommend`` reads the same folder, or point both at a s
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -93,6 +94,12 @@ class EdgeStore(Store):
         if self._written[name] >= OPTIMIZE_EVERY:
             self._written[name] = 0
             self._call(shard.optimize)
+
+    def _drop(self, name: str) -> None:
+        shard = self.shards.pop(name, None)
+        if shard is not None:
+            shard.close()
+        shutil.rmtree(self.root / name)
 
     def _delete(self, name: str, ids: Sequence[str]) -> None:
         op = qe.UpdateOperation.delete_points([uuid.UUID(i) for i in ids])

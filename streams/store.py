@@ -127,6 +127,10 @@ class Store(abc.ABC):
         """Write (id, vector or {name: vector}, payload) points and wait for the ack."""
 
     @abc.abstractmethod
+    def _drop(self, name: str) -> None:
+        """Delete a whole collection."""
+
+    @abc.abstractmethod
     def _delete(self, name: str, ids: Sequence[str]) -> None:
         """Delete points by id (missing ids are not an error)."""
 
@@ -164,6 +168,18 @@ class Store(abc.ABC):
     def switch(self, version: str) -> None:
         """Point both aliases at ``version`` at once (a roll-out, or a roll-back)."""
         self._point_aliases({kind: collection(kind, version) for kind in (ITEMS, USERS)})
+
+    def drop(self, version: str) -> list[str]:
+        """Delete ``items__v`` and ``users__v`` of a version no alias points at (after a
+        roll-out's grace period); returns the collections deleted."""
+        served = set(self.aliases().values())
+        names = [collection(kind, version) for kind in (ITEMS, USERS)]
+        if served & set(names):
+            raise StoreError(f"version {version} is served by the aliases: switch first")
+        existing = [n for n in names if n in self.collections()]
+        for name in existing:
+            self._drop(name)
+        return existing
 
     def resolve(self, name: str) -> str:
         """A collection name (``kind__version``), or the collection an alias points at."""
@@ -328,6 +344,9 @@ class QdrantStore(Store):
     def _upsert(self, name: str, points: Sequence[tuple[str, Any, dict[str, Any]]]) -> None:
         structs = [qm.PointStruct(id=i, vector=v, payload=p) for i, v, p in points]
         self._call(self.client.upsert, name, points=structs, wait=True)
+
+    def _drop(self, name: str) -> None:
+        self._call(self.client.delete_collection, name)
 
     def _delete(self, name: str, ids: Sequence[str]) -> None:
         self._call(self.client.delete, name, points_selector=qm.PointIdsList(points=list(ids)))

@@ -92,6 +92,27 @@ def test_bad_replay_options_are_one_line_errors(flag, value, tmp_path: Path, cap
     assert err.startswith("interest-stream: error:") and flag in err
 
 
+def test_switch_drops_the_old_version_after_its_grace_period_and_drop_refuses_the_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streams.store import open_store
+
+    path = tmp_path / "qdrant"
+    store = open_store(path=path)
+    for v in ("v1", "v2"):
+        store.ensure_version(v, 4)
+    store.close()
+    monkeypatch.setenv("INTEREST_QDRANT_PATH", str(path))
+    assert main(["switch", "v2", "--drop-old-after", "-1"]) == 2
+    assert main(["drop", "v1"]) == 2  # served
+    assert "served by the aliases" in capsys.readouterr().err
+    assert main(["switch", "v2", "--drop-old-after", "0.1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"before": "v1", "serving": "v2", "dropped": ["items__v1", "users__v1"]}
+    assert main(["drop", "v1"]) == 0
+    assert "nothing" in capsys.readouterr().out
+
+
 def test_switch_points_both_aliases_and_refuses_an_unbuilt_version(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -106,9 +127,13 @@ def test_switch_points_both_aliases_and_refuses_an_unbuilt_version(
     assert main(["switch", "v3"]) == 2
     assert "no items__v3, users__v3" in capsys.readouterr().err
     assert main(["switch", "v2", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"before": "v1", "serving": "v2"}
+    assert json.loads(capsys.readouterr().out) == {
+        "before": "v1",
+        "serving": "v2",
+        "dropped": [],
+    }
     assert main(["switch", "v1"]) == 0  # roll-back
-    assert "v2 -> v1" in capsys.readouterr().out
+    assert "v2 -> v1" in capsys.readouterr().err
     store = open_store(path=path)
     try:
         assert store.aliases() == {"items": "items__v1", "users": "users__v1"}

@@ -82,6 +82,17 @@ def test_a_forgotten_user_is_gone_from_every_version(store: Store) -> None:
     assert store.upsert_users("v1", [user("u1", unit(0, 0, 1), 1, 300.0)]) == 1
 
 
+def test_an_old_version_is_dropped_but_never_the_served_one(store: Store) -> None:
+    store.ensure_version("v1", dimension=3)
+    store.ensure_version("v2", dimension=3)
+    with pytest.raises(StoreError, match="served by the aliases"):
+        store.drop("v1")
+    store.switch("v2")
+    assert store.drop("v1") == ["items__v1", "users__v1"]
+    assert "users__v1" not in store.collections() and "users__v2" in store.collections()
+    assert store.drop("v1") == []  # dropping twice is a no-op
+
+
 def test_writes_are_idempotent(store: Store) -> None:
     store.ensure_version("v1", dimension=3)
     for _ in range(3):
