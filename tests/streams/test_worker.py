@@ -327,6 +327,48 @@ def test_a_forgotten_user_stays_forgotten_through_a_replay(
         store.close()
 
 
+def test_a_user_rebuilt_from_the_topics_equals_the_user_the_stream_built(
+    pipeline, tmp_path: Path
+) -> None:
+    """What a roll-out's backfill does: a second consumer group reads the same topics from
+    the start into its own store. Its users equal the stream's, vector for vector."""
+    prefix, worker, bootstrap, qdrant = pipeline
+    worker.start()
+    load_items(bootstrap, prefix, 10)
+    rng = np.random.default_rng(3)
+    records = [
+        click(prefix, f"e{k}", f"u{k % 3}", int(rng.integers(10)), T0 + float(rng.uniform(0, 9e5)))
+        for k in range(60)
+    ]
+    produce(bootstrap, records)
+    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks"])
+    worker.stop()
+    rebuilt = tmp_path / "rebuilt"
+    second = WorkerProcess(
+        worker.env
+        | {"INTEREST_CONSUMER_GROUP": f"rebuild-{prefix}", "INTEREST_DATA_DIR": str(rebuilt)},
+        tmp_path / "rebuild.log",
+    )
+    second.start()
+    try:
+        wait_committed(bootstrap, f"rebuild-{prefix}", [f"{prefix}items", f"{prefix}clicks"])
+    finally:
+        second.stop()
+    stores = [
+        open_store(path=s.qdrant_location, backend=s.qdrant_backend)
+        for s in (qdrant, Settings(data_dir=rebuilt))
+    ]
+    try:
+        for user in ("u0", "u1", "u2"):
+            streamed, again = (s.user(user) for s in stores)
+            assert again.payload["event_count"] == streamed.payload["event_count"] == 20
+            for name in HALF:
+                np.testing.assert_allclose(again.vector[name], streamed.vector[name], atol=1e-6)
+    finally:
+        for s in stores:
+            s.close()
+
+
 def scrape(url: str) -> dict[str, float]:
     """The endpoint's samples as ``{'name{label="v",...}': value}`` (labels sorted)."""
     with urllib.request.urlopen(url, timeout=5) as response:
