@@ -291,6 +291,98 @@ def test_the_worker_resumes_by_itself_after_a_broker_restart(
 
 
 @pytest.mark.reliability
+@pytest.mark.slow
+def test_two_workers_killed_and_added_back_in_turn_lose_nothing(
+    pipeline, tmp_path: Path, reliability
+) -> None:
+    """Two workers in one group, each with its own embedded store; one of them is killed
+    with -9 and started again after each quarter of the events, in turn. User states move
+    between them through the changelog, so each user's newest point, whichever store holds
+    it, must equal the oracle."""
+    prefix, first, bootstrap, qdrant = pipeline
+    other = tmp_path / "other"
+    port = free_port()
+    second = WorkerProcess(
+        first.env | {"INTEREST_DATA_DIR": str(other), "INTEREST_METRICS_PORT": str(port)},
+        tmp_path / "other.log",
+    )
+    second.metrics_url = f"http://127.0.0.1:{port}/metrics"
+    workers = [first, second]
+    first.start()
+    load_items(bootstrap, prefix, 10)
+    # The items in the second store too (a shared Qdrant server would hold them once):
+    # a worker of another group on the second folder takes the items topic, then stops.
+    preload = WorkerProcess(
+        second.env | {"INTEREST_CONSUMER_GROUP": f"pre-{prefix}"}, tmp_path / "pre.log"
+    )
+    preload.start()
+    try:
+        wait_committed(bootstrap, f"pre-{prefix}", [f"{prefix}items"])
+    finally:
+        preload.stop()
+    second.start()
+    try:
+        clicks: dict[str, list[tuple[int, float]]] = {f"u{n}": [] for n in range(8)}
+        records = []
+        for k in range(400):
+            user = f"u{k % 8}"
+            item, ts = k % 10, T0 + k * 300.0
+            clicks[user].append((item, ts))
+            records.append(click(prefix, f"e{k}", user, item, ts))
+        until(lambda: all(ready(w) for w in workers), what="both workers ready")
+        for turn in range(4):
+            produce(bootstrap, records[turn * 100 : (turn + 1) * 100])
+            time.sleep(1.0)  # the group is busy with this quarter
+            victim = workers[turn % 2]
+            victim.stop(signal.SIGKILL)
+            victim.start()
+            restarted = time.monotonic()
+            until(lambda v=victim: ready(v), what="the restarted worker ready")
+        wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks"], timeout=300)
+        recovery = time.monotonic() - restarted
+    finally:
+        for w in workers:
+            w.stop()
+    stores = [
+        open_store(path=s.qdrant_location, backend=s.qdrant_backend)
+        for s in (qdrant, Settings(data_dir=other))
+    ]
+    try:
+        newest = {}
+        for user in clicks:
+            points = [p for p in (s.user(user) for s in stores) if p is not None]
+            newest[user] = max(
+                points, key=lambda p: (p.payload["event_count"], p.payload["updated_at"])
+            )
+    finally:
+        for s in stores:
+            s.close()
+    lost = sum(max(0, len(clicks[u]) - p.payload["event_count"]) for u, p in newest.items())
+    duplicated = sum(max(0, p.payload["event_count"] - len(clicks[u])) for u, p in newest.items())
+    reliability.record(
+        "workers killed in turn",
+        injected="two workers in one group; kill -9 of one of them and a restart after each "
+        "quarter of the events, four times",
+        events=len(records),
+        lost=lost,
+        duplicated=duplicated,
+        recovery_s=recovery,
+    )
+    assert (lost, duplicated) == (0, 0)
+    item_vecs = None
+    store = open_store(path=qdrant.qdrant_location, backend=qdrant.qdrant_backend)
+    try:
+        item_vecs = store.item_vectors(store.serving(), [str(i) for i in range(10)])
+    finally:
+        store.close()
+    for user, point in newest.items():
+        for name, h in HALF.items():
+            np.testing.assert_allclose(
+                point.vector[name], oracle(clicks[user], item_vecs, h), atol=1e-4
+            )
+
+
+@pytest.mark.reliability
 def test_a_forgotten_user_stays_forgotten_through_a_replay(
     pipeline, monkeypatch: pytest.MonkeyPatch, reliability
 ) -> None:
@@ -379,6 +471,11 @@ def scrape(url: str) -> dict[str, float]:
             labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
             out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
     return out
+
+
+def ready(worker: WorkerProcess) -> bool:
+    """The worker's healthcheck passes (model loaded, Qdrant open, metrics served)."""
+    return cli_main(["health", "--url", worker.metrics_url]) == 0
 
 
 def until(condition, timeout: float = 60.0, what: str = "condition"):
