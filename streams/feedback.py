@@ -51,6 +51,7 @@ JOB_BUSY_EXIT = 3  # `finetune` exit code when another job holds the lock
 HOLD_OUT_SHARE = 0.1  # of the positive examples, the newest
 REPLAY_SHARE = 0.25  # of a job's training examples, drawn from before the last job
 MAX_EXAMPLES = 200_000  # read at most this many (the newest) from the topic
+READ_TIMEOUT_S = 300.0  # reading the examples topic to its end
 K = 10
 
 
@@ -107,10 +108,14 @@ async def _read(settings: Settings, limit: int) -> list[dict[str, Any]]:
         for tp in parts:
             consumer.seek(tp, starts[tp])
         out: list[dict[str, Any]] = []
+        deadline = time.monotonic() + READ_TIMEOUT_S
         while any(n > 0 for n in left.values()):
+            if time.monotonic() > deadline:
+                raise StreamError(
+                    f"reading {topic} timed out with {sum(left.values())} examples left "
+                    f"after {READ_TIMEOUT_S:.0f} s"
+                )
             batches = await consumer.getmany(*[tp for tp in parts if left[tp] > 0], timeout_ms=2000)
-            if not batches:
-                break
             for tp, messages in batches.items():
                 for m in messages:
                     if m.offset < ends[tp]:
@@ -183,7 +188,7 @@ def feedback_data(
     hold_out = positives[len(positives) - n_hold :]
     train = positives[: len(positives) - n_hold]
     new = [s for s in train if since is None or times[s][-1] > since]
-    old = [s for s in train if s not in set(new)]
+    old = [s for s in train if since is not None and times[s][-1] <= since]
     rng = np.random.default_rng(seed)
     n_new = min(len(new), size - min(len(old), int(size * REPLAY_SHARE)))
     n_old = min(len(old), size - n_new)
