@@ -82,6 +82,19 @@ def click(prefix: str, event_id: str, user: str, item: int, ts: float):
     )
 
 
+def round_robin(prefix: str, users: int, events: int, step_s: float):
+    """Clicks on items 0..9 by users u0.. in turn, ``step_s`` apart: (per-user (item, ts)
+    as sent, the records)."""
+    clicks: dict[str, list[tuple[int, float]]] = {f"u{n}": [] for n in range(users)}
+    records = []
+    for k in range(events):
+        user = f"u{k % users}"
+        item, ts = k % 10, T0 + k * step_s
+        clicks[user].append((item, ts))
+        records.append(click(prefix, f"e{k}", user, item, ts))
+    return clicks, records
+
+
 def oracle(events, item_vecs, half_life: float) -> np.ndarray:
     lam = math.log(2) / half_life
     now = max(ts for _, ts in events)
@@ -102,6 +115,21 @@ def counted(qdrant: Settings, expected: dict[str, int]) -> tuple[int, int]:
         return lost, duplicated
     finally:
         store.close()
+
+
+def account(qdrant, clicks, reliability, scenario: str, injected: str, recovery_s: float) -> None:
+    """Record a scenario's lost and duplicated events (tests/reliability.py), then hold the
+    stored users to the oracle."""
+    lost, duplicated = counted(qdrant, {u: len(e) for u, e in clicks.items()})
+    reliability.record(
+        scenario,
+        injected=injected,
+        events=sum(len(e) for e in clicks.values()),
+        lost=lost,
+        duplicated=duplicated,
+        recovery_s=recovery_s,
+    )
+    check_oracle(qdrant, clicks)
 
 
 def check_oracle(qdrant: Settings, clicks: dict[str, list[tuple[int, float]]]) -> None:
@@ -222,13 +250,7 @@ def test_a_killed_worker_recovers_its_state_and_counts_nothing_twice(pipeline, r
     prefix, worker, bootstrap, qdrant = pipeline
     worker.start()
     load_items(bootstrap, prefix, 10)
-    clicks: dict[str, list[tuple[int, float]]] = {f"u{n}": [] for n in range(4)}
-    records = []
-    for k in range(200):
-        user = f"u{k % 4}"
-        item, ts = k % 10, T0 + k * 600.0
-        clicks[user].append((item, ts))
-        records.append(click(prefix, f"e{k}", user, item, ts))
+    clicks, records = round_robin(prefix, users=4, events=200, step_s=600.0)
     produce(bootstrap, records[:100])
     wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}items", f"{prefix}clicks"])
     produce(bootstrap, records[100:])
@@ -241,16 +263,14 @@ def test_a_killed_worker_recovers_its_state_and_counts_nothing_twice(pipeline, r
     wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks"], timeout=120)
     recovery = time.monotonic() - restarted
     worker.stop()
-    lost, duplicated = counted(qdrant, {u: len(e) for u, e in clicks.items()})
-    reliability.record(
+    account(
+        qdrant,
+        clicks,
+        reliability,
         "worker killed",
-        injected="kill -9 of the worker while 100 of 200 events were in flight, then a restart",
-        events=len(records),
-        lost=lost,
-        duplicated=duplicated,
-        recovery_s=recovery,
+        "kill -9 of the worker while 100 of 200 events were in flight, then a restart",
+        recovery,
     )
-    check_oracle(qdrant, clicks)
 
 
 @pytest.mark.reliability
@@ -261,13 +281,7 @@ def test_the_worker_resumes_by_itself_after_a_broker_restart(
     prefix, worker, bootstrap, qdrant = pipeline
     worker.start()
     load_items(bootstrap, prefix, 10)
-    clicks: dict[str, list[tuple[int, float]]] = {f"u{n}": [] for n in range(4)}
-    records = []
-    for k in range(200):
-        user = f"u{k % 4}"
-        item, ts = k % 10, T0 + k * 600.0
-        clicks[user].append((item, ts))
-        records.append(click(prefix, f"e{k}", user, item, ts))
+    clicks, records = round_robin(prefix, users=4, events=200, step_s=600.0)
     produce(bootstrap, records[:100])
     kafka_broker.stop()  # under load: the worker is taking the first 100
     time.sleep(5)
@@ -278,16 +292,14 @@ def test_the_worker_resumes_by_itself_after_a_broker_restart(
     recovery = time.monotonic() - restarted
     assert worker.proc is not None and worker.proc.poll() is None  # the same process, resumed
     worker.stop()
-    lost, duplicated = counted(qdrant, {u: len(e) for u, e in clicks.items()})
-    reliability.record(
+    account(
+        qdrant,
+        clicks,
+        reliability,
         "broker restarted",
-        injected="the broker stopped for 5 s while the worker took 100 events, then 100 more",
-        events=len(records),
-        lost=lost,
-        duplicated=duplicated,
-        recovery_s=recovery,
+        "the broker stopped for 5 s while the worker took 100 events, then 100 more",
+        recovery,
     )
-    check_oracle(qdrant, clicks)
 
 
 @pytest.mark.reliability
@@ -322,13 +334,7 @@ def test_two_workers_killed_and_added_back_in_turn_lose_nothing(
         preload.stop()
     second.start()
     try:
-        clicks: dict[str, list[tuple[int, float]]] = {f"u{n}": [] for n in range(8)}
-        records = []
-        for k in range(400):
-            user = f"u{k % 8}"
-            item, ts = k % 10, T0 + k * 300.0
-            clicks[user].append((item, ts))
-            records.append(click(prefix, f"e{k}", user, item, ts))
+        clicks, records = round_robin(prefix, users=8, events=400, step_s=300.0)
         until(lambda: all(ready(w) for w in workers), what="both workers ready")
         for turn in range(4):
             produce(bootstrap, records[turn * 100 : (turn + 1) * 100])
