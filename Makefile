@@ -40,6 +40,11 @@ demo: ## set up, export, start Kafka and a worker, replay MovieLens, recommend, 
 results: ## MovieLens quality, offline and through the pipeline: README table + docs/ plot
 	bash scripts/results.sh
 
+.PHONY: soak
+soak: ## 30 minutes at 500 events/s (10% reviews): the worker's memory and the lag, sampled
+	$(VENV)/bin/interest-stream bench soak --minutes 30 --rate 500 --json >data/soak.json
+	$(PY) -c "import json; r = json.load(open('data/soak.json')); [print(k, r[k]) for k in r if k != 'samples']"
+
 .PHONY: reliability
 reliability: ## the fault scenarios against the local broker: README reliability table
 	bash scripts/reliability.sh

@@ -74,20 +74,7 @@ def run_e2e(
     prefix, tag = run.topic_prefix, run.consumer_group
     with spawned_worker(run, workdir, settings.models_root) as worker:
         say(f"[1/3] loading {items} items (worker log: {worker.log})")
-        item_recs = [
-            Record(
-                "items",
-                str(i),
-                {
-                    "item_id": i,
-                    "text": f"Movie {i}: " + " ".join(rng.choice(WORDS) for _ in range(6)),
-                },
-                0.0,
-            )
-            for i in range(items)
-        ]
-        asyncio.run(publish(item_recs, run, None, progress=False))
-        wait_caught_up(run, tag, [f"{prefix}items"], timeout=600, check=worker.check)
+        load_items(run, worker, items, rng)
 
         say(f"[2/3] throughput: {events} click/view events at max rate")
         events_per_s = _throughput(run, worker, events, users, items, progress)
@@ -125,6 +112,21 @@ def run_e2e(
         "users": users,
         "items": items,
     }
+
+
+def load_items(run: Settings, worker: SpawnedWorker, items: int, rng: random.Random) -> None:
+    """Synthetic items ("Movie 7: fun dark ..."), published and taken by the worker."""
+    recs = [
+        Record(
+            "items",
+            str(i),
+            {"item_id": i, "text": f"Movie {i}: " + " ".join(rng.choice(WORDS) for _ in range(6))},
+            0.0,
+        )
+        for i in range(items)
+    ]
+    asyncio.run(publish(recs, run, None, progress=False))
+    wait_caught_up(run, run.consumer_group, [run.topic("items")], timeout=600, check=worker.check)
 
 
 def _throughput(

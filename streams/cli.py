@@ -149,6 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e2e.add_argument("--json", action="store_true")
     e2e.set_defaults(func=cmd_bench_e2e)
+
+    soak = bench_sub.add_parser(
+        "soak", help="a long run at a steady rate: the worker's memory and the lag, sampled"
+    )
+    soak.add_argument("--minutes", type=float, default=30.0)
+    soak.add_argument("--rate", type=float, default=500.0, help="events per second (10%% reviews)")
+    soak.add_argument("--sample-s", type=float, default=10.0, help="seconds between samples")
+    soak.add_argument("--json", action="store_true")
+    soak.set_defaults(func=cmd_bench_soak)
     kafka = sub.add_parser("kafka", help="the local single-node Kafka broker (KRaft)")
     kafka.add_argument("action", choices=["start", "stop", "status"])
     kafka.add_argument(
@@ -723,6 +732,25 @@ def cmd_bench_e2e(args: argparse.Namespace) -> int:
         ceiling=args.ceiling,
     )
     _print_figures(result, args.json)
+    return 0
+
+
+def cmd_bench_soak(args: argparse.Namespace) -> int:
+    from streams.errors import StreamError
+    from streams.settings import Settings
+    from streams.soak import run_soak
+
+    for name in ("minutes", "rate", "sample_s"):
+        value = getattr(args, name)
+        if not 0 < value < math.inf:
+            raise StreamError(f"--{name.replace('_', '-')} must be a positive number, not {value}")
+    if args.sample_s > args.minutes * 60:
+        raise StreamError("--sample-s must be shorter than the run")
+    result = run_soak(Settings(), minutes=args.minutes, rate=args.rate, sample_s=args.sample_s)
+    if args.json:
+        _print_json(result)
+    else:
+        _print_figures({k: v for k, v in result.items() if k != "samples"}, False)
     return 0
 
 
