@@ -57,10 +57,9 @@ from streams.settings import Settings
 from streams.stats import WorkerStats
 from streams.store import Store, StoreError
 from streams.store import open_store as _open
-from streams.topics import ssl_context
+from streams.topics import EVENT_TOPICS, ssl_context
 
 log = logging.getLogger(__name__)
-EVENT_TOPICS = ("clicks", "views", "reviews")
 MAX_BACKOFF_S = 30.0
 GAP_CHECK_S = 5.0  # how often idle agents' partitions are checked for a hole at their end
 GAP_IDLE_S = 10.0  # ... once nothing was taken from the partition for this long
@@ -224,10 +223,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     )
     app.tables.add(table)
     kinds = {settings.topic(t): t for t in (*EVENT_TOPICS, "items", "feedback")}
-    works = {settings.topic(t): "events" for t in EVENT_TOPICS} | {
-        settings.topic("items"): "items",
-        settings.topic("feedback"): "feedback",
-    }
+    works = {topic: "events" if k in EVENT_TOPICS else k for topic, k in kinds.items()}
     trigger = Trigger(settings.finetune_min_examples, settings.finetune_every_s)
     jobs: dict[str, asyncio.subprocess.Process] = {}
     watchers: set[asyncio.Future[None]] = set()

@@ -164,7 +164,8 @@ def _ceiling(
 def ceiling_app(settings: Settings) -> Any:
     """The worker's Faust app and event agent with the work taken out: windows are taken
     exactly as the worker takes them, then acknowledged."""
-    from streams.app import EVENT_TOPICS, faust_app, raw_topic
+    from streams.app import faust_app, raw_topic
+    from streams.topics import EVENT_TOPICS
 
     app = faust_app(settings)
     topic = raw_topic(app, *(settings.topic(t) for t in EVENT_TOPICS))

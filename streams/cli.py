@@ -439,12 +439,21 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--items", type=Path, default=None, help="items.csv (generic pair)")
 
 
+def _settings_with_model(model: Path | None) -> Any:
+    """The settings, with ``--model`` (a models root or version directory) when given."""
+    from streams.settings import Settings
+
+    settings = Settings()
+    if model is None:
+        return settings
+    return Settings(**(settings.model_dump() | {"model_dir": model}))
+
+
 def _split_and_settings(args: argparse.Namespace) -> tuple[Any, Any]:
     """The protocol's split of the chosen data, and the settings (``--model`` applied)."""
     from streams.errors import StreamError
     from streams.evaluation.data import read_movielens, read_pair
     from streams.evaluation.protocol import five_core, leave_one_out
-    from streams.settings import Settings
 
     if args.dataset and (args.events or args.items):
         raise StreamError("give either --dataset with --path, or --events with --items")
@@ -456,9 +465,7 @@ def _split_and_settings(args: argparse.Namespace) -> tuple[Any, Any]:
         data = read_pair(args.events, args.items)
     else:
         raise StreamError("no data: give --dataset movielens --path DIR, or --events and --items")
-    settings = Settings()
-    if args.model is not None:
-        settings = Settings(**(settings.model_dump() | {"model_dir": args.model}))
+    settings = _settings_with_model(args.model)
     split = leave_one_out(five_core(data.interactions), data.texts)
     counts = split.counts
     print(
@@ -569,14 +576,11 @@ def _train_config(args: argparse.Namespace, settings: Any) -> Any:
 def _finetune_from_feedback(args: argparse.Namespace) -> int:
     from streams.errors import StreamError
     from streams.feedback import JOB_BUSY_EXIT, run_feedback_job
-    from streams.settings import Settings
     from streams.training import JobRunning
 
     if args.dataset or args.events or args.items:
         raise StreamError("--feedback trains on the stored examples: give no dataset")
-    settings = Settings()
-    if args.model is not None:
-        settings = Settings(**(settings.model_dump() | {"model_dir": args.model}))
+    settings = _settings_with_model(args.model)
     try:
         r = run_feedback_job(settings, _train_config(args, settings))
     except JobRunning as exc:

@@ -95,10 +95,8 @@ async def _read(settings: Settings, limit: int) -> list[dict[str, Any]]:
     await consumer.start()
     try:
         topic = settings.topic("examples")
+        await consumer._client.force_metadata_update()  # see a topic made after start
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not parts:
-            await consumer._client.force_metadata_update()
-            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         if not parts:
             return []
         consumer.assign(parts)

@@ -26,9 +26,7 @@ from aiokafka import AIOKafkaProducer
 from streams.bench_e2e import _event, load_items
 from streams.settings import Settings
 from streams.spawn import private_settings, spawned_worker
-from streams.topics import _lag, kafka_security
-
-EVENT_TOPICS = ("clicks", "views", "reviews")
+from streams.topics import EVENT_TOPICS, _lag, kafka_security
 
 
 def resident_mb(pid: int) -> float:

@@ -18,7 +18,8 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from streams.errors import StreamError
 from streams.settings import Settings
 
-TOPICS = ("clicks", "views", "reviews", "items", "feedback", "dlq", "examples")
+EVENT_TOPICS = ("clicks", "views", "reviews")  # read together by the events agent
+TOPICS = (*EVENT_TOPICS, "items", "feedback", "dlq", "examples")
 # Training examples (the feedback agent's output): durable, and bounded by age and size.
 TOPIC_CONFIGS = {
     "examples": {"retention.ms": str(90 * 86_400_000), "retention.bytes": str(1 << 30)},

@@ -60,6 +60,16 @@ def tiny_model_dir(tiny_source_dir: Path, models_root: Path) -> Path:
     ).path
 
 
+@pytest.fixture
+def tiny_root(tmp_path: Path, tiny_source_dir: Path) -> Path:
+    """A models root whose current version is the tiny model (its weights can be trained)."""
+    from export.pipeline import export_model
+
+    root = tmp_path / "models"
+    export_model(tiny_source_dir, root, set_current=True, log=_Null())
+    return root
+
+
 class _Null:
     def write(self, _: str) -> int:
         return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import time
@@ -22,15 +21,6 @@ from streams.training import LOG_FILE, job_lock
 from tests.streams.kafka_helpers import WorkerProcess, free_port, produce, wait_committed
 
 T0 = 1_600_000_000.0
-
-
-def tiny_root(source: Path, tmp_path: Path) -> Path:
-    """A models root whose current version is the tiny model (weights to fine-tune)."""
-    from export.pipeline import export_model
-
-    root = tmp_path / "models"
-    export_model(source, root, set_current=True, log=io.StringIO())
-    return root
 
 
 class Clock:
@@ -98,10 +88,9 @@ def test_examples_before_a_forget_are_never_trained_on() -> None:
     assert kept == sorted([f"text i{k}" for k in range(6, 10)] + [f"text j{k}" for k in range(10)])
 
 
-def test_a_job_finds_the_lock_held_and_says_so(tmp_path: Path, tiny_source_dir: Path) -> None:
-    root = tiny_root(tiny_source_dir, tmp_path)
-    with job_lock(root):
-        assert main(["finetune", "--feedback", "--model", str(root)]) == JOB_BUSY_EXIT
+def test_a_job_finds_the_lock_held_and_says_so(tiny_root: Path) -> None:
+    with job_lock(tiny_root):
+        assert main(["finetune", "--feedback", "--model", str(tiny_root)]) == JOB_BUSY_EXIT
 
 
 @pytest.mark.slow
@@ -138,18 +127,17 @@ def test_the_hold_out_ranks_by_the_vector_the_stream_holds(tiny_model_dir: Path)
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_feedback_through_the_worker_starts_a_gated_job(
-    kafka_broker, tiny_source_dir: Path, tmp_path: Path
+    kafka_broker, tiny_root: Path, tmp_path: Path
 ) -> None:
     """Feedback on the topic -> examples in the examples topic -> the trigger starts
     `finetune --feedback` in its own process -> a record, promoted or discarded."""
-    root = tiny_root(tiny_source_dir, tmp_path)
-    serving = ModelRegistry(root).current()
+    serving = ModelRegistry(tiny_root).current()
     prefix = f"fb{uuid.uuid4().hex[:6]}."
     settings = Settings(kafka_bootstrap=kafka_broker.bootstrap, topic_prefix=prefix)
     ensure_topics(settings)
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTEREST_")} | {
         "INTEREST_KAFKA_BOOTSTRAP": kafka_broker.bootstrap,
-        "INTEREST_MODEL_DIR": str(root),
+        "INTEREST_MODEL_DIR": str(tiny_root),
         "INTEREST_DATA_DIR": str(tmp_path / "data"),
         "INTEREST_TOPIC_PREFIX": prefix,
         "INTEREST_CONSUMER_GROUP": f"g-{prefix}",
@@ -198,7 +186,7 @@ def test_feedback_through_the_worker_starts_a_gated_job(
         stored = read_examples(settings)
         assert len(stored) == 30
         assert all(len(e["history"]) == 5 for e in stored)  # every click came before
-        log = root / LOG_FILE
+        log = tiny_root / LOG_FILE
         deadline = time.monotonic() + 300
         while not log.exists():
             assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
@@ -210,7 +198,7 @@ def test_feedback_through_the_worker_starts_a_gated_job(
     assert record["decision"] in ("promoted", "discarded")
     assert record["data"]["hold_out"] == 2 and record["train"]["steps"] == 2
     assert "recall@10" in record["hold_out"]["candidate"]
-    current = ModelRegistry(root).current()
+    current = ModelRegistry(tiny_root).current()
     assert current == (record["candidate"] if record["decision"] == "promoted" else serving)
     shutil.rmtree(tmp_path / "data", ignore_errors=True)
 
@@ -218,15 +206,14 @@ def test_feedback_through_the_worker_starts_a_gated_job(
 @pytest.mark.kafka
 def test_a_job_without_enough_feedback_is_a_one_line_error(
     kafka_broker,
-    tiny_source_dir: Path,
+    tiny_root: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    root = tiny_root(tiny_source_dir, tmp_path)
     prefix = f"fb{uuid.uuid4().hex[:6]}."
     monkeypatch.setenv("INTEREST_KAFKA_BOOTSTRAP", kafka_broker.bootstrap)
     monkeypatch.setenv("INTEREST_TOPIC_PREFIX", prefix)
     ensure_topics(Settings())
-    assert main(["finetune", "--feedback", "--model", str(root)]) == 2
+    assert main(["finetune", "--feedback", "--model", str(tiny_root)]) == 2
     assert "not enough feedback to train on: 0 examples" in capsys.readouterr().err

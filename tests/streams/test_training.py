@@ -85,15 +85,6 @@ def test_bad_finetune_options_are_one_line_errors(
     assert message in capsys.readouterr().err
 
 
-@pytest.fixture
-def tiny_root(tmp_path: Path, tiny_source_dir: Path) -> Path:
-    from export.pipeline import export_model
-
-    root = tmp_path / "models"
-    export_model(tiny_source_dir, root, set_current=True, log=_Null())
-    return root
-
-
 def _config():  # type: ignore[no-untyped-def]
     from export.finetune import TrainConfig
 
@@ -168,12 +159,4 @@ def test_a_crash_leaves_the_serving_version_alone(
     assert registry.current() == serving and registry.versions() == [serving]
     assert [p.name for p in tiny_root.iterdir() if p.name.startswith(".finetune-")] == []
     with job_lock(tiny_root):  # the lock was released
-        pass
-
-
-class _Null:
-    def write(self, _: str) -> int:
-        return 0
-
-    def flush(self) -> None:
         pass
