@@ -88,6 +88,13 @@ def test_examples_before_a_forget_are_never_trained_on() -> None:
     assert kept == sorted([f"text i{k}" for k in range(6, 10)] + [f"text j{k}" for k in range(10)])
 
 
+def test_a_feedback_job_with_a_dataset_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["finetune", "--feedback", "--dataset", "movielens", "--path", "."]) == 2
+    assert "--feedback trains on the stored examples: give no dataset" in capsys.readouterr().err
+
+
 def test_a_job_finds_the_lock_held_and_says_so(tiny_root: Path) -> None:
     with job_lock(tiny_root):
         assert main(["finetune", "--feedback", "--model", str(tiny_root)]) == JOB_BUSY_EXIT
