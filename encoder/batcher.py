@@ -1,21 +1,22 @@
 """An asyncio micro-batcher shared by many callers.
 
-Callers hand in token rows and get one future per row. A single loop task gathers rows
-first-in first-out and flushes a batch when
+Callers hand in token rows and get futures back: one per chunk of their rows, resolved with
+that chunk's vectors. A chunk (a request) is a caller's rows up to the batch limits; most
+calls are one request. A single loop task gathers requests first-in first-out and flushes a
+batch when
 
-* the oldest row has waited ``max_wait_s``, or
-* the rows waiting hold ``max_batch_tokens`` tokens or ``max_batch_rows`` rows.
-
-A batch is what one flush takes; the model cuts it into ONNX Runtime runs of similar
-lengths (:func:`encoder.model.plan_runs`), so a large batch means little padding.
+* the oldest request has waited ``max_wait_s``, or
+* the requests waiting hold ``max_batch_tokens`` tokens or ``max_batch_rows`` rows.
 
 The batch runs in a thread (``model.embed``: padding, ONNX Runtime, which releases the GIL),
 never on the event loop, and the loop awaits it per batch, not per row. While a batch runs,
 the next one gathers, so under load batches grow by themselves. Inside a batch the model
-groups rows by length to cut padding (:func:`encoder.model.plan_runs`).
+groups rows by length to cut padding (:func:`encoder.model.plan_runs`). Futures are per
+request, not per row: at tens of thousands of texts a second (a GPU), per-row futures alone
+would cost the event loop more than the inference.
 
-Bounds: at most ``max_pending`` rows wait or run at once; a caller past that awaits a free
-slot (back-pressure) instead of memory growing. Rows are taken in arrival order, so no row
+Bounds: at most ``max_pending`` rows wait or run at once; a caller past that awaits room
+(back-pressure) instead of memory growing. Requests are taken in arrival order, so no row
 waits longer than ``max_wait_s`` plus the batch already running when its wait ended.
 """
 
@@ -36,9 +37,10 @@ from encoder.model import Model
 
 
 @dataclasses.dataclass(eq=False, slots=True)
-class _Row:
+class _Request:
     model: Model
-    tokens: np.ndarray
+    rows: list[np.ndarray]
+    tokens: int
     future: asyncio.Future[np.ndarray]
     enqueued: float
 
@@ -76,57 +78,92 @@ class MicroBatcher:
         # Called after each batch with (rows, tokens, seconds): a metrics hook for the caller.
         self.on_batch: Callable[[int, int, float], None] | None = None
         self._executor = executor
-        self._queue: deque[_Row] = deque()
+        self._queue: deque[_Request] = deque()
+        self._queued_rows = 0
         self._queued_tokens = 0
-        self._slots = asyncio.Semaphore(max_pending)
+        self._in_flight = 0  # rows queued or running: the back-pressure bound
+        self._room = asyncio.Condition()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        """Rows waiting for a batch."""
+        return self._queued_rows
 
     async def submit(
         self, model: Model, rows: Sequence[np.ndarray]
     ) -> list[asyncio.Future[np.ndarray]]:
-        """Queue rows for ``model``; returns one future per row, resolved with its vector."""
+        """Queue rows for ``model``; returns one future per request (consecutive rows, in
+        order), each resolved with a float32 (rows, dimension) array."""
         loop = asyncio.get_running_loop()
         if self._task is None:
             self._task = loop.create_task(self._run(), name="encoder-batcher")
         futures = []
-        for tokens in rows:
-            await self._slots.acquire()  # back-pressure: wait while max_pending rows are out
-            if self._closed:
-                self._slots.release()
-                raise EncoderClosedError("the encoder is closed")
+        for chunk, tokens in self._chunks(rows):
+            await self._reserve(len(chunk))
             future: asyncio.Future[np.ndarray] = loop.create_future()
-            self._queue.append(_Row(model, tokens, future, time.monotonic()))
-            self._queued_tokens += len(tokens)
+            self._queue.append(_Request(model, chunk, tokens, future, time.monotonic()))
+            self._queued_rows += len(chunk)
+            self._queued_tokens += tokens
             if len(self._queue) == 1 or self._full():
                 self._wakeup.set()
             futures.append(future)
         return futures
 
+    def _chunks(self, rows: Sequence[np.ndarray]) -> list[tuple[list[np.ndarray], int]]:
+        """Cut a caller's rows into requests that fit one batch and the pending bound."""
+        limit = min(self.max_batch_rows, self.max_pending)
+        chunks: list[tuple[list[np.ndarray], int]] = []
+        chunk: list[np.ndarray] = []
+        tokens = 0
+        for row in rows:
+            if chunk and (len(chunk) >= limit or tokens + len(row) > self.max_batch_tokens):
+                chunks.append((chunk, tokens))
+                chunk, tokens = [], 0
+            chunk.append(row)
+            tokens += len(row)
+        if chunk:
+            chunks.append((chunk, tokens))
+        return chunks
+
+    async def _reserve(self, rows: int) -> None:
+        """Back-pressure: wait until ``rows`` more fit under ``max_pending``."""
+        if self._closed:
+            raise EncoderClosedError("the encoder is closed")
+        if self._in_flight + rows > self.max_pending:
+            async with self._room:
+                await self._room.wait_for(
+                    lambda: self._closed or self._in_flight + rows <= self.max_pending
+                )
+            if self._closed:
+                raise EncoderClosedError("the encoder is closed")
+        self._in_flight += rows
+
+    async def _release(self, rows: int) -> None:
+        self._in_flight -= rows
+        async with self._room:
+            self._room.notify_all()
+
     async def aclose(self) -> None:
-        """Stop the loop; rows still waiting fail with EncoderClosedError."""
+        """Stop the loop; requests still waiting fail with EncoderClosedError."""
         self._closed = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         while self._queue:
-            row = self._queue.popleft()
-            if not row.future.done():
-                row.future.set_exception(EncoderClosedError("the encoder was closed"))
-            self._slots.release()
-        self._queued_tokens = 0
-        for _ in range(self.max_pending):  # wake callers blocked on back-pressure
-            self._slots.release()
+            request = self._queue.popleft()
+            if not request.future.done():
+                request.future.set_exception(EncoderClosedError("the encoder was closed"))
+        self._queued_rows = self._queued_tokens = 0
+        async with self._room:  # wake callers blocked on back-pressure
+            self._room.notify_all()
 
     def _full(self) -> bool:
         return (
-            self._queued_tokens >= self.max_batch_tokens or len(self._queue) >= self.max_batch_rows
+            self._queued_tokens >= self.max_batch_tokens or self._queued_rows >= self.max_batch_rows
         )
 
     async def _run(self) -> None:
@@ -141,58 +178,66 @@ class MicroBatcher:
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), delay)
-            batch = self._take()
+            batch = await self._take()
             if not batch:
                 continue
             model = batch[0].model
+            rows = [row for request in batch for row in request.rows]
             started = time.perf_counter()
             try:
-                vectors = await loop.run_in_executor(
-                    self._executor, model.embed, [row.tokens for row in batch]
-                )
+                vectors = await loop.run_in_executor(self._executor, model.embed, rows)
             except Exception as exc:
-                for row in batch:
-                    if not row.future.done():
-                        row.future.set_exception(exc)
+                for request in batch:
+                    if not request.future.done():
+                        request.future.set_exception(exc)
             else:
-                for row, vector in zip(batch, vectors, strict=True):
-                    if not row.future.done():
-                        row.future.set_result(vector)
+                start = 0
+                for request in batch:
+                    end = start + len(request.rows)
+                    if not request.future.done():
+                        request.future.set_result(vectors[start:end])
+                    start = end
             finally:
-                self._account(batch, time.perf_counter() - started)
-                for _ in batch:
-                    self._slots.release()
+                self._account(batch, len(rows), time.perf_counter() - started)
+                await self._release(len(rows))
 
-    def _take(self) -> list[_Row]:
-        """Rows from the head of the queue: one model version, within the batch limits."""
-        batch: list[_Row] = []
-        tokens = 0
+    async def _take(self) -> list[_Request]:
+        """Requests from the head of the queue: one model version, within the batch limits
+        (a batch holds at least one request)."""
+        batch: list[_Request] = []
+        rows = tokens = dropped = 0
         while self._queue:
-            row = self._queue[0]
-            if row.future.done():  # the caller gave up (cancelled): drop the row
+            request = self._queue[0]
+            n = len(request.rows)
+            if request.future.done():  # the caller gave up (cancelled): drop the request
                 self._queue.popleft()
-                self._queued_tokens -= len(row.tokens)
-                self._slots.release()
+                self._queued_rows -= n
+                self._queued_tokens -= request.tokens
+                dropped += n
                 continue
             if batch and (
-                row.model is not batch[0].model
-                or len(batch) >= self.max_batch_rows
-                or tokens + len(row.tokens) > self.max_batch_tokens
+                request.model is not batch[0].model
+                or rows + n > self.max_batch_rows
+                or tokens + request.tokens > self.max_batch_tokens
             ):
                 break
             self._queue.popleft()
-            self._queued_tokens -= len(row.tokens)
-            batch.append(row)
-            tokens += len(row.tokens)
+            self._queued_rows -= n
+            self._queued_tokens -= request.tokens
+            batch.append(request)
+            rows += n
+            tokens += request.tokens
+        if dropped:
+            await self._release(dropped)
         return batch
 
-    def _account(self, batch: list[_Row], seconds: float) -> None:
+    def _account(self, batch: list[_Request], rows: int, seconds: float) -> None:
         s = self.stats
-        tokens = sum(len(r.tokens) for r in batch)
+        tokens = sum(r.tokens for r in batch)
         s.batches += 1
-        s.rows += len(batch)
+        s.rows += rows
         s.tokens += tokens
         s.busy_s += seconds
-        s.max_rows = max(s.max_rows, len(batch))
+        s.max_rows = max(s.max_rows, rows)
         if self.on_batch is not None:
-            self.on_batch(len(batch), tokens, seconds)
+            self.on_batch(rows, tokens, seconds)

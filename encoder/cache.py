@@ -33,10 +33,13 @@ class VectorCache:
         return len(self._data)
 
     def get(self, version: str, text: str) -> np.ndarray | None:
+        return self.get_key(text_key(version, text))
+
+    def get_key(self, key: tuple[str, bytes]) -> np.ndarray | None:
+        """``get`` for a key already computed with :func:`text_key`."""
         if not self.max_entries:
             self.misses += 1
             return None
-        key = text_key(version, text)
         vector = self._data.get(key)
         if vector is None:
             self.misses += 1
@@ -46,9 +49,12 @@ class VectorCache:
         return vector
 
     def put(self, version: str, text: str, vector: np.ndarray) -> None:
+        self.put_key(text_key(version, text), vector)
+
+    def put_key(self, key: tuple[str, bytes], vector: np.ndarray) -> None:
+        """``put`` for a key already computed with :func:`text_key`."""
         if not self.max_entries:
             return
-        key = text_key(version, text)
         frozen = np.array(vector, dtype=np.float32)  # a private copy callers cannot change
         frozen.flags.writeable = False
         self._data[key] = frozen

@@ -29,6 +29,17 @@ from encoder.tokenize import TextTokenizer, pad
 # Runs are split where padding would waste more than this share of a run's tokens.
 PAD_SLACK = 0.25
 
+# On CUDA every new input shape costs ONNX Runtime a kernel (and attention graph) choice of
+# many milliseconds; a stream of batches of every size and length would pay it forever.
+# Runs there are padded to a few shapes: widths to a multiple of WIDTH_STEP, rows to a power
+# of two. Padding is cheap on a GPU; on the CPU it is not, and shapes cost nothing, so the
+# CPU pads only to the longest row.
+WIDTH_STEP = 32
+
+# Rows and padded tokens per ONNX Runtime call: small runs for the CPU's caches, large runs
+# to fill a GPU.
+RUN_LIMITS = {"cpu": (64, 8192), "cuda": (1024, 65536)}
+
 
 class Model(Protocol):
     """What the encoder service needs of a model; tests pass fakes with the same shape."""
@@ -75,14 +86,34 @@ class LoadedModel:
         lengths = [len(r) for r in rows]
         for run in plan_runs(lengths, self.run_tokens, self.run_rows):
             ids, mask = pad([rows[i] for i in run], self.tokenizer.pad_id)
+            if self.provider == "cuda":
+                ids, mask = bucket(ids, mask, self.tokenizer.pad_id, self.max_length)
             vectors = self.session.run(ids, mask)
-            if vectors.shape != (len(run), self.dimension):
+            if vectors.shape != (len(ids), self.dimension):
                 raise ModelLoadError(
                     f"{self.directory}: output shape {vectors.shape}, expected "
-                    f"({len(run)}, {self.dimension}) from the manifest"
+                    f"({len(ids)}, {self.dimension}) from the manifest"
                 )
-            out[run] = vectors
+            out[run] = vectors[: len(run)]
         return out
+
+
+def bucket(
+    ids: np.ndarray, mask: np.ndarray, pad_id: int, max_length: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pad a run to a bucketed shape: width up to a multiple of WIDTH_STEP (at most
+    ``max_length``), rows up to a power of two. Extra rows hold one unmasked pad token."""
+    n, width = ids.shape
+    to_width = min(-(-width // WIDTH_STEP) * WIDTH_STEP, max(width, max_length))
+    to_rows = 1 << (n - 1).bit_length()
+    if (to_rows, to_width) == (n, width):
+        return ids, mask
+    big_ids = np.full((to_rows, to_width), pad_id, dtype=np.int64)
+    big_mask = np.zeros((to_rows, to_width), dtype=np.int64)
+    big_ids[:n, :width] = ids
+    big_mask[:n, :width] = mask
+    big_mask[n:, 0] = 1  # no all-masked row: mean pooling would divide by zero
+    return big_ids, big_mask
 
 
 def plan_runs(lengths: Sequence[int], max_tokens: int, max_rows: int) -> list[list[int]]:
@@ -116,8 +147,8 @@ def load_model(
     provider: Provider = "auto",
     threads: int | None = None,
     verify: bool = True,
-    run_tokens: int = 8192,
-    run_rows: int = 64,
+    run_tokens: int | None = None,
+    run_rows: int | None = None,
 ) -> LoadedModel:
     """Load a model version directory, checking file hashes against the manifest."""
     directory = Path(directory)
@@ -128,4 +159,7 @@ def load_model(
         verify_files(directory, manifest)
     tokenizer = TextTokenizer.from_file(directory / TOKENIZER_FILE, manifest.max_length)
     session = OnnxSession(directory / MODEL_FILE, provider=provider, threads=threads)
-    return LoadedModel(directory, manifest, tokenizer, session, run_tokens, run_rows)
+    rows, tokens = RUN_LIMITS[session.provider]
+    return LoadedModel(
+        directory, manifest, tokenizer, session, run_tokens or tokens, run_rows or rows
+    )

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from encoder.batcher import MicroBatcher
-from encoder.cache import VectorCache
+from encoder.cache import VectorCache, text_key
 from encoder.errors import EncoderClosedError, InvalidTextError
 from encoder.model import Model
 from encoder.tokenize import CHARS_PER_TOKEN_CAP
@@ -100,14 +100,20 @@ class Encoder:
         clean = self._validate(texts, model.max_length * CHARS_PER_TOKEN_CAP)
         self.stats.texts += len(clean)
         vectors = np.empty((len(clean), model.dimension), dtype=np.float32)
-        todo: dict[str, list[int]] = {}  # text -> positions; duplicates are encoded once
+        # text -> (cache key, positions); a text repeated in the call is encoded once
+        todo: dict[str, tuple[tuple[str, bytes], list[int]]] = {}
         for i, text in enumerate(clean):
-            hit = self.cache.get(model.version, text)
+            if text in todo:
+                todo[text][1].append(i)
+                continue
+            key = text_key(model.version, text)
+            hit = self.cache.get_key(key)
             if hit is None:
-                todo.setdefault(text, []).append(i)
+                todo[text] = (key, [i])
             else:
                 vectors[i] = hit
-        cached = len(clean) - sum(len(p) for p in todo.values())
+        misses = sum(len(positions) for _, positions in todo.values())
+        cached = len(clean) - misses
         truncated = 0
         if todo:
             unique = list(todo)
@@ -115,9 +121,14 @@ class Encoder:
             rows, truncated = await loop.run_in_executor(self._token_pool, model.tokenize, unique)
             futures = await self.batcher.submit(model, rows)
             results = await asyncio.gather(*futures)
-            for text, vector in zip(unique, results, strict=True):
-                vectors[todo[text]] = vector
-                self.cache.put(model.version, text, vector)
+            fresh = results[0] if len(results) == 1 else np.concatenate(results)
+            if len(unique) == len(clean):  # the common case: all new, no repeats, in order
+                vectors[:] = fresh
+            else:
+                for (_, positions), vector in zip(todo.values(), fresh, strict=True):
+                    vectors[positions] = vector
+            for (key, _), vector in zip(todo.values(), fresh, strict=True):
+                self.cache.put_key(key, vector)
             self.stats.truncated += truncated
         return Encoded(vectors, model.version, truncated, cached)
 
@@ -164,6 +175,8 @@ class Encoder:
 
 
 def _clean_text(index: int, text: Any, max_chars: int) -> str:
+    if type(text) is str and text.isascii() and 0 < len(text) <= max_chars and not text.isspace():
+        return text  # the common case, decided without the checks below
     if text is None:
         raise InvalidTextError(index, "is None")
     if isinstance(text, (bytes, bytearray, memoryview)):

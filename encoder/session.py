@@ -84,6 +84,15 @@ class OnnxSession:
             self._session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own unrelated exception types
             raise ModelLoadError(f"{path}: ONNX Runtime cannot load the model ({exc})") from exc
+        if self.provider == "cuda" and "CUDAExecutionProvider" not in self._session.get_providers():
+            # ONNX Runtime falls back to the CPU quietly when the CUDA provider's libraries
+            # (CUDA runtime, cuBLAS, cuDNN) fail to load; a run would then be CPU-speed.
+            if provider == "cuda":
+                raise ModelLoadError(
+                    f"{path}: ONNX Runtime could not start its CUDA provider (are the CUDA "
+                    "and cuDNN libraries it was built for on the library path?)"
+                )
+            self.provider = "cpu"
         names = {i.name for i in self._session.get_inputs()}
         if not {"input_ids", "attention_mask"} <= names:
             raise ModelLoadError(

@@ -57,13 +57,14 @@ class TextTokenizer:
 
 def pad(rows: Sequence[np.ndarray], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
     """Right-pad rows to the longest one: (input_ids, attention_mask), both int64."""
-    width = max(len(r) for r in rows)
+    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    width = int(lengths.max())
+    if (lengths == width).all():  # one length (the usual case after plan_runs): no padding
+        return np.stack(rows).astype(np.int64, copy=False), np.ones((len(rows), width), np.int64)
+    mask = np.arange(width) < lengths[:, None]
     ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = row
-        mask[i, : len(row)] = 1
-    return ids, mask
+    ids[mask] = np.concatenate(rows)  # row-major order: each row's tokens, left to right
+    return ids, mask.astype(np.int64)
 
 
 def _pad_id(tok: Tokenizer) -> int:

@@ -75,6 +75,23 @@ def test_cuda_asked_for_without_a_gpu_is_a_clear_error(default_model_dir: Path) 
         load_model(default_model_dir, provider="cuda")
 
 
+def test_a_cuda_provider_that_cannot_start_is_not_taken_for_cuda(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A device is seen but the CUDA libraries are missing: ONNX Runtime falls back to the
+    CPU quietly, so asking for cuda must fail and auto must say cpu."""
+    import onnxruntime as ort
+
+    import encoder.session
+
+    if cuda_device_count() > 0 or "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("needs onnxruntime-gpu on a machine without CUDA libraries")
+    monkeypatch.setattr(encoder.session, "cuda_device_count", lambda: 1)
+    with pytest.raises(ModelLoadError, match="could not start its CUDA provider"):
+        load_model(tiny_model_dir, provider="cuda")
+    assert load_model(tiny_model_dir, provider="auto").provider == "cpu"
+
+
 @pytest.mark.gpu
 def test_cuda_provider_runs_the_model(default_model_dir: Path) -> None:
     if cuda_device_count() == 0:
@@ -129,3 +146,32 @@ def test_plan_runs_covers_every_row_once_within_limits(lengths, rows, tokens) ->
 def test_plan_runs_keeps_short_and_long_apart() -> None:
     runs = plan_runs([3, 200, 4, 210, 5], 10_000, 64)
     assert [sorted(r) for r in runs] == [[0, 2, 4], [1, 3]]
+
+
+def test_pad_right_pads_rows_of_mixed_lengths() -> None:
+    from encoder.tokenize import pad
+
+    rows = [np.array([5, 6, 7]), np.array([8]), np.array([1, 2])]
+    ids, mask = pad(rows, pad_id=0)
+    np.testing.assert_array_equal(ids, [[5, 6, 7], [8, 0, 0], [1, 2, 0]])
+    np.testing.assert_array_equal(mask, [[1, 1, 1], [1, 0, 0], [1, 1, 0]])
+    assert ids.dtype == mask.dtype == np.int64
+    same_ids, same_mask = pad([np.array([1, 2]), np.array([3, 4])], pad_id=0)
+    np.testing.assert_array_equal(same_ids, [[1, 2], [3, 4]])
+    assert same_mask.all()
+
+
+def test_bucketed_runs_give_the_same_vectors(tiny_model_dir: Path) -> None:
+    """CUDA runs are padded to a few shapes; the padding must not change a row's vector."""
+    from encoder.model import WIDTH_STEP, bucket
+    from encoder.tokenize import pad
+
+    model = load_model(tiny_model_dir, provider="cpu")
+    rows, _ = model.tokenize(["a", "a longer text with several words", "mid length one"])
+    ids, mask = pad(rows, model.tokenizer.pad_id)
+    big_ids, big_mask = bucket(ids, mask, model.tokenizer.pad_id, model.max_length)
+    assert big_ids.shape == (4, WIDTH_STEP) and big_mask[3].sum() == 1
+    plain = model.session.run(ids, mask)
+    padded = model.session.run(big_ids, big_mask)
+    np.testing.assert_allclose(padded[:3], plain, atol=1e-5)
+    assert np.isfinite(padded).all()

@@ -261,3 +261,21 @@ def test_ten_megabyte_text_is_truncated_and_counted() -> None:
             assert enc.info()["truncated"] == 1
 
     run(main())
+
+
+def test_a_call_larger_than_a_batch_is_split_and_answered_in_order() -> None:
+    model = FakeModel()
+
+    async def main() -> None:
+        async with Encoder(model, max_batch_rows=64, max_wait_ms=1) as enc:
+            texts = [f"text {i}" for i in range(300)] + ["text 7"]  # one repeat
+            res = await enc.encode(texts)
+            for text, vec in zip(texts, res.vectors, strict=True):
+                np.testing.assert_array_equal(vec, model.expected(text))
+            again = await enc.encode(["new one", "text 3", "new one"])  # a hit and a repeat
+            assert again.cached == 1
+            np.testing.assert_array_equal(again.vectors[0], again.vectors[2])
+            np.testing.assert_array_equal(again.vectors[1], model.expected("text 3"))
+
+    run(main())
+    assert max(model.calls) <= 64 and sum(model.calls) == 301
