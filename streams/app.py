@@ -160,6 +160,8 @@ def faust_app(settings: Settings) -> faust.App:
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
         broker_credentials=broker_credentials(settings),
         store="memory://",
+        # Faust's own directory (default: "<group>-data" in the working directory).
+        datadir=str(settings.data_dir / "faust" / "{conf.name}"),
         topic_partitions=settings.topic_partitions,
         value_serializer="raw",
         key_serializer="raw",

@@ -57,3 +57,11 @@ def test_a_worker_without_a_model_fails_at_once(tmp_path) -> None:
 
     with pytest.raises(ModelLoadError, match="interest-stream export"):
         build_app(Settings(model_dir=tmp_path / "none", data_dir=tmp_path))
+
+
+def test_faust_keeps_its_files_under_the_data_directory(tmp_path) -> None:
+    from streams.app import faust_app
+    from streams.settings import Settings
+
+    app = faust_app(Settings(data_dir=tmp_path, consumer_group="g1"))
+    assert app.conf.appdir == tmp_path / "faust" / "g1" / "v1"
