@@ -155,6 +155,7 @@ def open_store(settings: Settings) -> Store:
 
 def faust_app(settings: Settings) -> faust.App:
     """The worker's Faust app, without agents: broker, credentials, codecs, producer limits."""
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)  # Faust makes one level
     return faust.App(
         settings.consumer_group,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],

@@ -10,12 +10,18 @@ faust-streaming's maintainers ran its live-broker suite against 4.0.0 with aioka
 3.9.x would be the fallback) into ``home/libs``, outside git. One node is both controller and
 broker (KRaft), listening on 127.0.0.1 only; it logs to ``home/broker.log``. Every call is
 idempotent: starting a running broker or stopping a stopped one does nothing.
+
+``secure=SecureListener(...)`` adds a SASL_SSL listener (SCRAM-SHA-256 over TLS, the users
+created when the storage is formatted) beside the plaintext one, for tests of the clients'
+security settings; :func:`make_keystore` makes its self-signed key and the CA file clients
+trust.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -35,10 +41,51 @@ class BrokerError(Exception):
     """The local broker cannot be fetched, started or stopped; the message says what to do."""
 
 
+@dataclasses.dataclass(frozen=True)
+class SecureListener:
+    """A SASL_SSL listener: SCRAM-SHA-256 users over TLS with a PKCS12 keystore."""
+
+    port: int
+    keystore: Path
+    keystore_password: str
+    users: dict[str, str]  # SCRAM-SHA-256 user name -> password
+
+    def __repr__(self) -> str:  # never the passwords
+        return f"SecureListener(port={self.port}, users={sorted(self.users)})"
+
+
+def make_keystore(directory: Path, password: str) -> tuple[Path, Path]:
+    """A self-signed key for 127.0.0.1 and localhost (``keytool``, from the JDK the broker
+    needs anyway): (PKCS12 keystore, PEM certificate for the clients' CA file)."""
+    keytool = _require("keytool", "a Java 17+ runtime (keytool comes with it)")
+    directory.mkdir(parents=True, exist_ok=True)
+    keystore, cafile = directory / "broker.p12", directory / "ca.pem"
+    keystore.unlink(missing_ok=True)
+    for argv in (
+        ["-genkeypair", "-alias", "broker", "-keyalg", "RSA", "-keysize", "2048",
+         "-validity", "30", "-dname", "CN=localhost",
+         "-ext", "SAN=ip:127.0.0.1,dns:localhost", "-keystore", str(keystore),
+         "-storetype", "PKCS12", "-storepass", password, "-keypass", password],
+        ["-exportcert", "-rfc", "-alias", "broker", "-keystore", str(keystore),
+         "-storepass", password, "-file", str(cafile)],
+    ):  # fmt: skip
+        done = subprocess.run([keytool, *argv], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise BrokerError(f"keytool {argv[0]} failed: {done.stdout}{done.stderr}")
+    return keystore, cafile
+
+
 class LocalBroker:
-    def __init__(self, home: Path, port: int = 9092, heap: str = "512m") -> None:
+    def __init__(
+        self,
+        home: Path,
+        port: int = 9092,
+        heap: str = "512m",
+        secure: SecureListener | None = None,
+    ) -> None:
         self.home = Path(home).absolute()
         self.port = port
+        self.secure = secure
         self.controller_port = port + 1
         self.heap = heap
         self.libs = self.home / "libs" / KAFKA_VERSION
@@ -50,6 +97,12 @@ class LocalBroker:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def secure_bootstrap(self) -> str:
+        if self.secure is None:
+            raise BrokerError("this broker has no SASL_SSL listener")
+        return f"127.0.0.1:{self.secure.port}"
 
     # -- public --------------------------------------------------------------------------
 
@@ -167,18 +220,39 @@ class LocalBroker:
     # -- internals -----------------------------------------------------------------------
 
     def _write_config(self) -> None:
+        listeners = [
+            f"PLAINTEXT://127.0.0.1:{self.port}",
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+        ]
+        advertised = [f"PLAINTEXT://127.0.0.1:{self.port}"]
+        protocols = ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT"]
+        secure: list[str] = []
+        if self.secure is not None:
+            listeners.append(f"SASL_SSL://127.0.0.1:{self.secure.port}")
+            advertised.append(f"SASL_SSL://127.0.0.1:{self.secure.port}")
+            protocols.append("SASL_SSL:SASL_SSL")
+            prefix = "listener.name.sasl_ssl."
+            secure = [
+                "sasl.enabled.mechanisms=SCRAM-SHA-256",
+                f"{prefix}scram-sha-256.sasl.jaas.config="
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+                f"{prefix}ssl.keystore.type=PKCS12",
+                f"{prefix}ssl.keystore.location={self.secure.keystore}",
+                f"{prefix}ssl.keystore.password={self.secure.keystore_password}",
+                f"{prefix}ssl.key.password={self.secure.keystore_password}",
+            ]
         self.config.write_text(
             "\n".join(
                 [
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
-                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    f"listeners={','.join(listeners)}",
+                    f"advertised.listeners={','.join(advertised)}",
                     "controller.listener.names=CONTROLLER",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"listener.security.protocol.map={','.join(protocols)}",
                     "inter.broker.listener.name=PLAINTEXT",
+                    *secure,
                     f"log.dirs={self.data}",
                     "num.partitions=4",
                     "offsets.topic.replication.factor=1",
@@ -197,6 +271,7 @@ class LocalBroker:
                 ]
             )
         )
+        self.config.chmod(0o600)  # it may hold the keystore password
 
     def _format(self, java: str) -> None:
         # Kafka wants a base64url-encoded 16-byte UUID, 22 characters without padding. It may
@@ -215,6 +290,11 @@ class LocalBroker:
                 "-c",
                 str(self.config),
                 "--ignore-formatted",
+                *(
+                    arg
+                    for user, password in (self.secure.users if self.secure else {}).items()
+                    for arg in ("--add-scram", f"SCRAM-SHA-256=[name={user},password={password}]")
+                ),
             ],
             capture_output=True,
             text=True,

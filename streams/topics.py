@@ -139,8 +139,12 @@ def wait_caught_up(
     while time.monotonic() < deadline:
         if check is not None:
             check()
-        if asyncio.run(_lag(settings, group, topics)) == 0:
-            return
+        try:
+            if asyncio.run(_lag(settings, group, topics)) == 0:
+                return
+        except KafkaError as exc:
+            if not exc.retriable:  # e.g. the group coordinator of a new broker is not up yet
+                raise
         time.sleep(0.2)
     raise TimeoutError(f"group {group} did not catch up within {timeout:.0f} s")
 

@@ -16,15 +16,24 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.settings import Settings
-from streams.topics import wait_caught_up
+from streams.topics import kafka_security, wait_caught_up
 
 
-def produce(bootstrap: str, records: Iterable[tuple[str, bytes | dict, bytes | None]]) -> None:
-    """Send (topic, value, key) in order and wait until the broker has them all."""
+def produce(
+    bootstrap: str,
+    records: Iterable[tuple[str, bytes | dict, bytes | None]],
+    settings: Settings | None = None,
+) -> None:
+    """Send (topic, value, key) in order and wait until the broker has them all.
+    ``settings``: the SASL / TLS options to connect with (default: plaintext)."""
+    security = kafka_security(settings) if settings is not None else {}
 
     async def main() -> None:
         producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", max_request_size=16 * 1024 * 1024
+            bootstrap_servers=bootstrap,
+            acks="all",
+            max_request_size=16 * 1024 * 1024,
+            **security,
         )
         await producer.start()
         try:
