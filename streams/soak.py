@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaProducer
 from streams.bench_e2e import _event, load_items
 from streams.settings import Settings
 from streams.spawn import private_settings, spawned_worker
-from streams.topics import EVENT_TOPICS, _lag, kafka_security
+from streams.topics import EVENT_TOPICS, group_lag, kafka_security
 
 
 def resident_mb(pid: int) -> float:
@@ -108,7 +108,7 @@ async def _produce(
             n += 1
             if time.perf_counter() >= next_sample:
                 next_sample += sample_s
-                lag = await _lag(run, run.consumer_group, topics)
+                lag = await group_lag(run, run.consumer_group, topics)
                 sample = {
                     "s": round(time.perf_counter() - started, 1),
                     "sent": n,

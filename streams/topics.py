@@ -140,7 +140,7 @@ def wait_caught_up(
         if check is not None:
             check()
         try:
-            if asyncio.run(_lag(settings, group, topics)) == 0:
+            if asyncio.run(group_lag(settings, group, topics)) == 0:
                 return
         except KafkaError as exc:
             if not exc.retriable:  # e.g. the group coordinator of a new broker is not up yet
@@ -149,7 +149,7 @@ def wait_caught_up(
     raise TimeoutError(f"group {group} did not catch up within {timeout:.0f} s")
 
 
-async def _lag(settings: Settings, group: str, topics: list[str]) -> int:
+async def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
     """Records not yet committed by ``group``; -1 while the topics are unknown."""
     security = kafka_security(settings)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, **security)

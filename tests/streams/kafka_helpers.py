@@ -75,16 +75,17 @@ def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30) -> l
 class WorkerProcess:
     """``interest-stream worker`` in a subprocess, with its own environment and log file."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, module: str = "streams.cli") -> None:
         self.env = env
         self.log = log
+        self.module = module  # tests.streams.faulty_store: the worker with injected faults
         self.proc: subprocess.Popen[bytes] | None = None
         self.metrics_url = ""  # set by fixtures that give the worker a metrics port
 
     def start(self) -> None:
         with self.log.open("ab") as fh:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"],
+                [sys.executable, "-m", self.module, "worker", "--loglevel", "info"],
                 env=self.env,
                 stdout=fh,
                 stderr=subprocess.STDOUT,

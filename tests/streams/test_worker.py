@@ -6,6 +6,7 @@ worker before reading what it wrote.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import signal
@@ -23,7 +24,7 @@ from encoder.model import load_model
 from streams.cli import main as cli_main
 from streams.settings import Settings
 from streams.store import open_store
-from streams.topics import ensure_topics
+from streams.topics import ensure_topics, group_lag
 from tests.streams.kafka_helpers import (
     WorkerProcess,
     free_port,
@@ -465,6 +466,59 @@ def test_a_user_rebuilt_from_the_topics_equals_the_user_the_stream_built(
     finally:
         for s in stores:
             s.close()
+
+
+def rss_mb(worker: WorkerProcess) -> float:
+    assert worker.proc is not None
+    status = Path(f"/proc/{worker.proc.pid}/status").read_text()
+    return int(next(x for x in status.splitlines() if x.startswith("VmRSS")).split()[1]) / 1024
+
+
+@pytest.mark.reliability
+@pytest.mark.slow
+def test_qdrant_slow_then_away_pauses_the_stream_and_loses_nothing(
+    pipeline, tmp_path: Path, reliability
+) -> None:
+    """Qdrant takes 2 s a call, then refuses every call: the worker stops taking records
+    (nothing committed, nothing dead-lettered, memory flat) and drains once Qdrant is back."""
+    prefix, worker, bootstrap, qdrant = pipeline
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    worker.env = worker.env | {"INTEREST_TEST_FAULTS": str(faults)}
+    worker.module = "tests.streams.faulty_store"
+    worker.start()
+    load_items(bootstrap, prefix, 10)
+    clicks, records = round_robin(prefix, users=8, events=400, step_s=600.0)
+    (faults / "slow").write_text("2")
+    produce(bootstrap, records[:200])
+    time.sleep(10)
+    (faults / "down").touch()
+    produce(bootstrap, records[200:])
+    time.sleep(5)  # the window in flight meets the outage
+    before = rss_mb(worker)
+    time.sleep(20)
+    during = rss_mb(worker)
+    assert worker.proc is not None and worker.proc.poll() is None
+    group, topic = f"g-{prefix}", f"{prefix}clicks"
+    assert asyncio.run(group_lag(Settings(kafka_bootstrap=bootstrap), group, [topic])) > 0
+    retried = scrape(worker.metrics_url)
+    assert retried.get("interest_qdrant_errors_total", 0) > 0
+    (faults / "down").unlink()
+    (faults / "slow").unlink()
+    back = time.monotonic()
+    wait_committed(bootstrap, group, [topic], timeout=240)
+    recovery = time.monotonic() - back
+    assert read_topic(bootstrap, f"{prefix}dlq", 1, timeout=3) == []  # no valid event died
+    worker.stop()
+    assert during - before < 100, (before, during)  # MB, over 20 s of refused calls
+    account(
+        qdrant,
+        clicks,
+        reliability,
+        "Qdrant slow, then away",
+        "every Qdrant call 2 s slower for 10 s, then refused for 25 s, while 400 events came",
+        recovery,
+    )
 
 
 def scrape(url: str) -> dict[str, float]:
