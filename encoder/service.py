@@ -31,6 +31,7 @@ from encoder.batcher import MicroBatcher
 from encoder.cache import VectorCache, text_key
 from encoder.errors import EncoderClosedError, InvalidTextError
 from encoder.model import Model
+from encoder.session import default_threads
 from encoder.tokenize import CHARS_PER_TOKEN_CAP
 
 
@@ -59,14 +60,19 @@ class Encoder:
         max_batch_tokens: int = 32768,
         max_batch_rows: int = 1024,
         max_pending: int = 8192,
+        tokenize_threads: int | None = None,
     ) -> None:
         self._model = model
         self.cache = VectorCache(cache_entries)
         self.stats = EncoderStats()
-        # One thread runs inference (one batch at a time, on every core); another tokenizes,
-        # so the next call's tokens are ready while a batch runs.
+        # One thread runs inference (one batch at a time, on every core); others tokenize,
+        # so the next calls' tokens are ready while a batch runs. The tokenizer spreads one
+        # call over the cores itself, but each row comes back to Python one by one: with
+        # many cores (a GPU machine) several calls at once keep the GPU fed.
         self._infer_pool = ThreadPoolExecutor(1, thread_name_prefix="encoder-infer")
-        self._token_pool = ThreadPoolExecutor(1, thread_name_prefix="encoder-tokenize")
+        self._token_pool = ThreadPoolExecutor(
+            tokenize_threads or default_tokenize_threads(), thread_name_prefix="encoder-tokenize"
+        )
         self.batcher = MicroBatcher(
             self._infer_pool,
             max_wait_s=max_wait_ms / 1000,
@@ -172,6 +178,11 @@ class Encoder:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def default_tokenize_threads() -> int:
+    """1 on small machines (2 cores here: inference needs them); up to 4 on large ones."""
+    return max(1, min(4, default_threads() // 4))
 
 
 def _clean_text(index: int, text: Any, max_chars: int) -> str:

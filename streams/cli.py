@@ -237,6 +237,37 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--json", action="store_true")
     sw.set_defaults(func=cmd_switch)
 
+    ro = sub.add_parser(
+        "rollout",
+        help="follow a new version's backfill (its worker's consumer group) and switch to it "
+        "once it has caught up",
+    )
+    ro.add_argument("version", help="the version a worker with its own consumer group builds")
+    ro.add_argument(
+        "--group",
+        default=None,
+        help="that worker's consumer group (default: INTEREST_CONSUMER_GROUP-VERSION)",
+    )
+    ro.add_argument(
+        "--max-lag",
+        type=int,
+        default=0,
+        help="records the group may still have to read and count as caught up (default: 0)",
+    )
+    ro.add_argument(
+        "--timeout", type=float, default=86_400.0, help="seconds to wait (default: a day)"
+    )
+    ro.add_argument("--switch", action="store_true", help="then point the aliases at the version")
+    ro.add_argument(
+        "--drop-old-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="with --switch: drop the version served before after a grace period",
+    )
+    ro.add_argument("--json", action="store_true")
+    ro.set_defaults(func=cmd_rollout)
+
     drop = sub.add_parser(
         "drop", help="delete the collections of a model version no alias serves (after a roll-out)"
     )
@@ -477,42 +508,72 @@ def _split_and_settings(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def cmd_switch(args: argparse.Namespace) -> int:
-    import time
-
-    from streams.app import open_store
-    from streams.errors import StreamError
     from streams.settings import Settings
-    from streams.store import ITEMS, USERS, collection
 
-    grace = args.drop_old_after
-    if grace is not None and not 0 <= grace < math.inf:
-        raise StreamError(f"--drop-old-after must be seconds >= 0, not {grace}")
-    store = open_store(Settings())
-    try:
-        names = store.collections()
-        missing = [
-            c for c in (collection(k, args.version) for k in (ITEMS, USERS)) if c not in names
-        ]
-        if missing:
-            raise StreamError(
-                f"version {args.version} has no {', '.join(missing)} in Qdrant: a worker on "
-                "that version builds them (README, Fine-tuning: roll-out)"
-            )
-        before = store.serving()
-        store.switch(args.version)
-        print(f"aliases items, users: {before} -> {args.version}", file=sys.stderr)
-        dropped: list[str] = []
-        if grace is not None and before not in (None, args.version):
-            print(f"dropping {before} in {grace:.0f} s", file=sys.stderr)
-            time.sleep(grace)
-            if store.serving() == args.version:  # not rolled back meanwhile
-                dropped = store.drop(before)
-    finally:
-        store.close()
+    before, dropped = _switch(Settings(), args.version, args.drop_old_after)
     if args.json:
         _print_json({"before": before, "serving": args.version, "dropped": dropped})
     elif dropped:
         print(f"dropped {', '.join(dropped)}")
+    return 0
+
+
+def _switch(settings: Any, version: str, grace: float | None) -> tuple[str | None, list[str]]:
+    """Point the aliases at ``version``; after ``grace`` seconds drop the version served
+    before, unless the aliases moved back meanwhile. (version served before, dropped)."""
+    import time
+
+    from streams.app import open_store
+    from streams.errors import StreamError
+    from streams.store import ITEMS, USERS, collection
+
+    if grace is not None and not 0 <= grace < math.inf:
+        raise StreamError(f"--drop-old-after must be seconds >= 0, not {grace}")
+    store = open_store(settings)
+    try:
+        names = store.collections()
+        missing = [c for c in (collection(k, version) for k in (ITEMS, USERS)) if c not in names]
+        if missing:
+            raise StreamError(
+                f"version {version} has no {', '.join(missing)} in Qdrant: a worker on "
+                "that version builds them (README, Fine-tuning: roll-out)"
+            )
+        before = store.serving()
+        store.switch(version)
+        print(f"aliases items, users: {before} -> {version}", file=sys.stderr)
+        dropped: list[str] = []
+        if grace is not None and before not in (None, version):
+            print(f"dropping {before} in {grace:.0f} s", file=sys.stderr)
+            time.sleep(grace)
+            if store.serving() == version:  # not rolled back meanwhile
+                dropped = store.drop(before)
+    finally:
+        store.close()
+    return before, dropped
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    from streams.errors import StreamError
+    from streams.rollout import backfill_group, watch_backfill
+    from streams.settings import Settings
+
+    if not 0 < args.timeout < math.inf:
+        raise StreamError(f"--timeout must be a positive number of seconds, not {args.timeout}")
+    if args.max_lag < 0:
+        raise StreamError(f"--max-lag must be >= 0, not {args.max_lag}")
+    if args.drop_old_after is not None and not args.switch:
+        raise StreamError("--drop-old-after goes with --switch")
+    settings = Settings()
+    group = args.group or backfill_group(settings, args.version)
+    result = watch_backfill(settings, group, timeout=args.timeout, max_lag=args.max_lag)
+    result |= {"version": args.version, "switched": False, "before": None, "dropped": []}
+    if args.switch:
+        before, dropped = _switch(settings, args.version, args.drop_old_after)
+        result |= {"switched": True, "before": before, "dropped": dropped}
+    if args.json:
+        _print_json(result)
+    else:
+        _print_figures(result, False)
     return 0
 
 

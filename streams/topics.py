@@ -151,6 +151,15 @@ def wait_caught_up(
 
 async def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
     """Records not yet committed by ``group``; -1 while the topics are unknown."""
+    progress = await group_progress(settings, group, topics)
+    return -1 if progress is None else progress[1] - progress[0]
+
+
+async def group_progress(
+    settings: Settings, group: str, topics: list[str]
+) -> tuple[int, int] | None:
+    """(records committed by ``group``, records in ``topics``), summed over partitions;
+    None while the topics are unknown."""
     security = kafka_security(settings)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, **security)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **security)
@@ -162,10 +171,11 @@ async def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
             TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
         ]
         if not parts:
-            return -1
+            return None
         ends = await consumer.end_offsets(parts)
         done = await admin.list_consumer_group_offsets(group)
-        return sum(max(0, ends[tp] - (done[tp].offset if tp in done else 0)) for tp in parts)
+        committed = sum(min(ends[tp], max(0, done[tp].offset)) for tp in parts if tp in done)
+        return committed, sum(ends.values())
     finally:
         await consumer.stop()
         await admin.close()

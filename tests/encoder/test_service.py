@@ -279,3 +279,24 @@ def test_a_call_larger_than_a_batch_is_split_and_answered_in_order() -> None:
 
     run(main())
     assert max(model.calls) <= 64 and sum(model.calls) == 301
+
+
+def test_tokenize_threads_tokenize_several_calls_at_once() -> None:
+    both = threading.Barrier(2, timeout=10)  # passes only when two calls tokenize together
+
+    class Meeting(FakeModel):
+        def tokenize(self, texts):
+            both.wait()
+            return super().tokenize(texts)
+
+    model = Meeting()
+
+    async def main() -> None:
+        async with Encoder(model, tokenize_threads=2) as enc:
+            a, b = await asyncio.gather(enc.encode(["one"]), enc.encode(["two"]))
+            plain = FakeModel()  # the same vectors, without the barrier
+            np.testing.assert_array_equal(a.vectors[0], plain.expected("one"))
+            np.testing.assert_array_equal(b.vectors[0], plain.expected("two"))
+
+    run(main())
+    assert len(model.tokenize_threads) == 2

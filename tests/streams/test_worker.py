@@ -468,6 +468,32 @@ def test_a_user_rebuilt_from_the_topics_equals_the_user_the_stream_built(
             s.close()
 
 
+def test_rollout_follows_the_group_until_it_caught_up_then_switches(
+    pipeline, tiny_model_dir: Path, monkeypatch, capsys
+) -> None:
+    prefix, worker, bootstrap, qdrant = pipeline
+    for name in ("INTEREST_KAFKA_BOOTSTRAP", "INTEREST_TOPIC_PREFIX", "INTEREST_DATA_DIR"):
+        monkeypatch.setenv(name, worker.env[name])
+    version = load_model(tiny_model_dir).version
+    worker.start()
+    load_items(bootstrap, prefix, 10)
+    _, records = round_robin(prefix, users=4, events=100, step_s=600.0)
+    produce(bootstrap, records)
+    follow = ["rollout", version, "--group", f"g-{prefix}", "--timeout", "120", "--json"]
+    assert cli_main(follow) == 0
+    result = orjson.loads(capsys.readouterr().out)
+    assert result["committed"] == result["total"] == 110  # 10 items, 100 clicks
+    assert not result["switched"]
+    worker.stop()  # the embedded store is one process's: the switch needs it free
+    assert cli_main([*follow, "--switch"]) == 0
+    assert orjson.loads(capsys.readouterr().out)["switched"]
+    store = open_store(path=qdrant.qdrant_location, backend=qdrant.qdrant_backend)
+    try:
+        assert store.serving() == version
+    finally:
+        store.close()
+
+
 def rss_mb(worker: WorkerProcess) -> float:
     assert worker.proc is not None
     status = Path(f"/proc/{worker.proc.pid}/status").read_text()
