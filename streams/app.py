@@ -47,7 +47,9 @@ from encoder.manifest import read_manifest
 from encoder.model import load_model
 from encoder.registry import resolve_model_dir
 from encoder.service import Encoder
+from streams.backfill import Backfill
 from streams.deadletter import dead_letter
+from streams.errors import StreamError
 from streams.feedback import JOB_BUSY_EXIT, Trigger
 from streams.gaps import GapGuard
 from streams.metrics import Metrics
@@ -153,6 +155,28 @@ def open_store(settings: Settings) -> Store:
     )
 
 
+def rollout_from(settings: Settings, version: str) -> str | None:
+    """With ``settings.rollout``: the version the aliases serve, when it is another one than
+    ``version`` (CURRENT) and its model is in the models root; else None."""
+    if not settings.rollout:
+        return None
+    store = open_store(settings)
+    try:
+        serving = store.serving()
+    finally:
+        store.close()
+    if serving is None or serving == version:
+        log.info("roll-out: the aliases serve %s already; nothing to roll out", serving)
+        return None
+    if not (settings.models_root / serving).is_dir():
+        raise StreamError(
+            f"roll-out from {serving} to {version}: the served version's model is not in "
+            f"{settings.models_root} (it is written too until the switch)"
+        )
+    log.info("roll-out from %s to %s: writing both, backfilling %s", serving, version, version)
+    return serving
+
+
 def faust_app(settings: Settings) -> faust.App:
     """The worker's Faust app, without agents: broker, credentials, codecs, producer limits."""
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)  # Faust makes one level
@@ -225,6 +249,24 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
         use_partitioner=True,
     )
     app.tables.add(table)
+    old_version = rollout_from(settings, version)
+    old_table = None
+    if old_version is not None:  # the version the aliases serve, written too until the switch
+        old_table = StateTable(
+            app,
+            name=f"user-state-{old_version}",
+            default=None,
+            beacon=app.tables.beacon,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.topic_partitions,
+            use_partitioner=True,
+        )
+        app.tables.add(old_table)
+    rollout_lock = asyncio.Lock()  # the new version's states: live windows vs the backfill
+    items_ready = asyncio.Event()  # the new version has every item: its events may start
+    live_items: set[str] = set()  # items the live stream wrote to the new version
+    said: set[str] = set()  # log lines said once
     kinds = {settings.topic(t): t for t in (*EVENT_TOPICS, "items", "feedback")}
     works = {topic: "events" if k in EVENT_TOPICS else k for topic, k in kinds.items()}
     trigger = Trigger(settings.finetune_min_examples, settings.finetune_every_s)
@@ -263,14 +305,30 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
         )
         encoder.batcher.on_batch = metrics.encoder_batch
         store = open_store(settings)
-        p = EventProcessor(encoder, store, TableStates(table), processor_config(settings))
+        config = processor_config(settings)
+        p = EventProcessor(
+            encoder, store, TableStates(table), config, stamp_live=old_version is not None
+        )
         await p.start()
+        if old_version is not None and old_table is not None:
+            old_model = await asyncio.to_thread(
+                load_model,
+                settings.models_root / old_version,
+                provider=settings.encoder_provider,
+                threads=settings.encoder_threads,
+            )
+            old = EventProcessor(Encoder(old_model), store, TableStates(old_table), config)
+            await old.start()
+            holder["old"] = old
+            app.add_future(backfill_then_switch(p, store))
         holder["p"] = p
         metrics.cache_ratios(lambda: p.item_cache.hit_ratio, lambda: encoder.cache.hit_ratio)
         metrics.ready.set(1)
         serving = store.serving()
         log.info("model %s; the aliases serve %s", model.version, serving)
-        if serving != model.version:
+        if old_version is not None:
+            log.info("roll-out: writing %s and %s until the switch", old_version, model.version)
+        elif serving != model.version:
             log.warning(
                 "this worker writes version %s, but readers see %s until a roll-out "
                 "rebuilds %s and switches the aliases (README, Fine-tuning)",
@@ -423,8 +481,69 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
 
     async def process(work: str, records: list[RawRecord]) -> Outcome:
         p = await processor()
-        outcome: Outcome = await getattr(p, work)(records)
-        return outcome
+        old = holder.get("old")
+        if old is None:
+            outcome: Outcome = await getattr(p, work)(records)
+            return outcome
+        # A roll-out: both versions take every record; the old one answers the metrics and
+        # the feedback (its states hold the whole history until the switch).
+        if work == "feedback":
+            return await old.feedback(records)
+        if work == "events":
+            # An event needs its item's vector in the new version: wait for the backfill of
+            # the items (a window held here holds back the stream; nothing is skipped).
+            await items_ready.wait()
+        async with rollout_lock:
+            if work == "items":
+                await p.items(records, written=live_items)
+            else:
+                await p.events(records)
+        return await getattr(old, work)(records)
+
+    async def backfill_then_switch(p: EventProcessor, store: Any) -> None:
+        """A roll-out: the new version's items at once, then, once this worker holds every
+        partition, its users from the topics; then the aliases point at it."""
+        backfill = Backfill(
+            settings,
+            settings.consumer_group,
+            p,
+            rollout_lock,
+            kinds={t: k for t, k in kinds.items() if k != "feedback"},
+            chunk=settings.backfill_chunk,
+            on_progress=functools.partial(backfill_progress, version),
+        )
+        backfill.live_items = live_items
+        await with_retry(backfill.run_items, "backfill of the items")
+        items_ready.set()
+        while not holds_all(backfill.kinds):
+            await asyncio.sleep(1.0)
+        await with_retry(backfill.run_users, "backfill of the users")
+        await with_retry(functools.partial(asyncio.to_thread, store.switch, version), "switch")
+        log.warning(
+            "roll-out: the aliases now serve %s; this worker keeps writing %s too (a roll-back "
+            "stays fresh) until it restarts",
+            version,
+            old_version,
+        )
+
+    def backfill_progress(version: str, done: int, total: int) -> None:
+        metrics.backfill.labels(version, "done").set(done)
+        metrics.backfill.labels(version, "total").set(total)
+
+    def holds_all(topics: dict[str, str]) -> bool:
+        """This worker is assigned every partition of ``topics`` and its tables recovered
+        (the backfill writes states of every user: one worker must hold them all)."""
+        consumer: Any = app.consumer
+        if consumer is None or app.in_recovery or getattr(app, "rebalancing", False):
+            return False
+        held = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+        wanted = {(t, n) for t in topics for n in range(settings.topic_partitions)}
+        if wanted <= held:
+            return True
+        if held and "waiting" not in said:
+            log.warning("roll-out: the backfill waits until one worker holds every partition")
+            said.add("waiting")
+        return False
 
     async def send_letter(value: bytes, headers: list[tuple[str, bytes]]) -> None:
         delivered = await dlq_topic.send(value=value, headers=headers)  # queued

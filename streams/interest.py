@@ -68,6 +68,11 @@ class InterestState:
     )
     # The user asked to be forgotten at this event time: events up to it never count again.
     forgotten_at: float | None = None
+    # Roll-out bookkeeping of a new version's state (streams/backfill.py), per source topic:
+    # the offset of the first event the live stream folded in, and the highest offset the
+    # backfill merged in. The two never overlap, so no event counts twice.
+    live_from: dict[str, int] = dataclasses.field(default_factory=dict)
+    backfilled_to: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._seen_set = set(self.seen)  # O(1) membership; the deque keeps the order
@@ -162,6 +167,8 @@ class InterestState:
             "history": list(self.history),
             "forgotten_at": self.forgotten_at,
         }
+        if self.live_from or self.backfilled_to:
+            tail |= {"live_from": self.live_from, "backfilled_to": self.backfilled_to}
         parts.append(orjson.dumps(tail))
         return b"".join(parts)
 
@@ -202,7 +209,50 @@ class InterestState:
                 ((str(i), float(t), float(w)) for i, t, w in tail["history"]), maxlen=TRAIN_HISTORY
             ),
             forgotten_at=tail.get("forgotten_at"),
+            live_from=dict(tail.get("live_from", {})),
+            backfilled_to=dict(tail.get("backfilled_to", {})),
         )
+
+
+def merge(older: InterestState, newer: InterestState) -> InterestState:
+    """One state from two disjoint sets of a user's events: ``older`` (a backfill of the
+    history) and ``newer`` (what the live stream folded meanwhile). The sums add, as if every
+    event had been folded into one state: they do not depend on order."""
+    landmarks = [s.landmark for s in (older, newer) if s.landmark is not None]
+    landmark = max(landmarks) if landmarks else None
+    sums = {}
+    for name, h in newer.half_lives.items():
+        total = np.zeros_like(newer.sums[name])
+        for s in (older, newer):
+            if s.landmark is not None and landmark is not None:  # to the later landmark
+                total += s.sums[name] * math.exp(LN2 / h * (s.landmark - landmark))  # <= 1
+        sums[name] = total
+    seen = deque(dict.fromkeys([*older.seen, *newer.seen]))
+    while len(seen) > newer.dedupe_window:
+        seen.popleft()
+    recent = deque(dict.fromkeys(reversed([*older.recent_items, *newer.recent_items])))
+    recent.reverse()  # each item once, at its latest place
+    while len(recent) > newer.history_items:
+        recent.popleft()
+    forgotten = [t for t in (older.forgotten_at, newer.forgotten_at) if t is not None]
+    return InterestState(
+        half_lives=dict(newer.half_lives),
+        landmark=landmark,
+        sums=sums,
+        event_count=older.event_count + newer.event_count,
+        updated_at=max(older.updated_at, newer.updated_at),
+        seen=seen,
+        dedupe_window=newer.dedupe_window,
+        recent_items=recent,
+        history_items=newer.history_items,
+        history=deque([*older.history, *newer.history], maxlen=TRAIN_HISTORY),
+        forgotten_at=max(forgotten) if forgotten else None,
+        live_from=dict(newer.live_from),
+        backfilled_to={
+            t: max(older.backfilled_to.get(t, -1), newer.backfilled_to.get(t, -1))
+            for t in older.backfilled_to.keys() | newer.backfilled_to.keys()
+        },
+    )
 
 
 def event_weight(

@@ -16,6 +16,8 @@ Names and what moves them (the Grafana dashboard in ``docker/grafana`` plots the
 - ``interest_qdrant_write_seconds{collection}``: one batched upsert (``users`` or ``items``);
   ``interest_qdrant_errors_total``: failed Qdrant calls (each retried with backoff);
   ``interest_retries_total{what}``: every transient failure retried;
+- ``interest_backfill_records{version,of}``: a roll-out's backfill, records ``done`` and
+  ``total``;
 - ``interest_freshness_seconds{clock}``: per event, its user's Qdrant write acknowledged minus
   the event's ``produce`` time (Kafka record timestamp) or its ``event`` time (``ts``);
 - ``interest_consumer_lag{topic,partition}``: records not yet committed, per assigned partition;
@@ -125,6 +127,12 @@ class Metrics:
         )
         self.ready = Gauge(
             "interest_worker_ready", "1 once the model is loaded and Qdrant answered", registry=r
+        )
+        self.backfill = Gauge(
+            "interest_backfill_records",
+            "A roll-out's backfill: records read so far (done) and to read (total)",
+            ["version", "of"],
+            registry=r,
         )
 
     def cache_ratios(self, item: Callable[[], float], text: Callable[[], float]) -> None:

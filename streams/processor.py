@@ -18,7 +18,7 @@ import asyncio
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Container, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,11 +106,16 @@ class EventProcessor:
         store: Store,
         states: MutableMapping[str, Any],
         config: ProcessorConfig,
+        *,
+        stamp_live: bool = False,
     ) -> None:
         self.encoder = encoder
         self.store = store
         self.states = states  # user_id -> InterestState.to_bytes(): a Faust table in the worker
         self.config = config
+        # A roll-out's new version: each user's state remembers, per topic, the offset of the
+        # first event the live stream gave it; the backfill takes only what lies before.
+        self.stamp_live = stamp_live
         self.item_cache = VectorCache(config.item_cache_entries)
         self._concepts = np.zeros((0, encoder.dimension), dtype=np.float32)
 
@@ -123,7 +128,15 @@ class EventProcessor:
         if self.config.concept_labels:
             self._concepts = (await self.encoder.encode(list(self.config.concept_labels))).vectors
 
-    async def items(self, records: Sequence[RawRecord]) -> Outcome:
+    async def items(
+        self,
+        records: Sequence[RawRecord],
+        *,
+        skip: Container[str] = (),
+        written: set[str] | None = None,
+    ) -> Outcome:
+        """Item texts -> vectors -> Qdrant. ``skip``: item ids to leave alone; ``written``:
+        collects the ids written (a roll-out's backfill and live stream, streams/backfill.py)."""
         out = Outcome()
         latest: dict[str, str] = {}
         for rec in records:
@@ -131,6 +144,8 @@ class EventProcessor:
                 item = decode_item(rec.value, self.config.limits)
             except RecordError as exc:
                 out.dead.append((rec, exc))
+                continue
+            if item.item_id in skip:
                 continue
             latest[item.item_id] = item.text  # the last text of an item in a batch wins
             out.types[(rec.topic_kind, "item")] += 1
@@ -145,11 +160,37 @@ class EventProcessor:
             await asyncio.to_thread(self.store.upsert_items, encoded.version, rows)
             out.write_s = time.perf_counter() - started
             out.written = len(rows)
+            if written is not None:
+                written.update(latest)
         return out
 
     async def events(self, records: Sequence[RawRecord]) -> Outcome:
+        out, changed = await self.fold(records)
+        await self.save(changed, out)
+        return out
+
+    async def save(self, changed: dict[str, InterestState], out: Outcome) -> None:
+        """Write folded states: forgotten users' points deleted, changed users upserted
+        (after Qdrant acknowledged), then the states themselves."""
+        if out.forgotten_users:  # first, so a new life after the forget is not "older"
+            await asyncio.to_thread(self.store.forget_users, out.forgotten_users)
+        live = {u: state for u, state in changed.items() if state.event_count}
+        if live:
+            out.written, out.write_s = await self._write(self.version, live)
+        for user_id, state in changed.items():  # after Qdrant acknowledged
+            self.states[user_id] = state.to_bytes()
+
+    async def save_merged(self, states: dict[str, InterestState]) -> int:
+        """Write states merged by a roll-out's backfill (points, then states); how many."""
+        await self.save(states, Outcome())
+        return len(states)
+
+    async def fold(self, records: Sequence[RawRecord]) -> tuple[Outcome, dict[str, InterestState]]:
+        """Decode and fold a batch of events into their users' states (read from
+        ``self.states``); nothing is written. (outcome, the states that changed)."""
         out = Outcome()
         events: list[Event] = []
+        sources: list[RawRecord] = []
         for rec in records:
             try:
                 event = decode_event(rec.topic_kind, rec.value, self.config.limits)
@@ -158,9 +199,10 @@ class EventProcessor:
                 out.dead.append((rec, exc))
                 continue
             events.append(event)
+            sources.append(rec)
             out.types[(rec.topic_kind, event.type)] += 1
         if not events:
-            return out
+            return out, {}
         version = self.version
         reviews = [e.text for e in events if e.type == "review" and e.text]
         review_vecs: dict[str, np.ndarray] = {}
@@ -173,6 +215,12 @@ class EventProcessor:
         wanted = {e.item_id for e in events if e.type not in ("review", "forget")}
         items = await self._item_vectors(version, wanted)
         changed = self._forget(events, out)
+        if self.stamp_live:
+            for rec, e in zip(sources, events, strict=True):
+                stamped = changed.get(e.user_id) or self._state(e.user_id)
+                if rec.topic not in stamped.live_from:
+                    stamped.live_from[rec.topic] = rec.offset
+                    changed[e.user_id] = stamped
         for e in events:
             if e.type == "forget":
                 continue
@@ -196,14 +244,7 @@ class EventProcessor:
                 out.event_times.append(e.ts)
             else:
                 out.duplicates += 1
-        if out.forgotten_users:  # first, so a new life after the forget is not "older"
-            await asyncio.to_thread(self.store.forget_users, out.forgotten_users)
-        live = {u: state for u, state in changed.items() if state.event_count}
-        if live:
-            out.written, out.write_s = await self._write(version, live)
-        for user_id, state in changed.items():  # after Qdrant acknowledged
-            self.states[user_id] = state.to_bytes()
-        return out
+        return out, changed
 
     def _forget(self, events: Sequence[Event], out: Outcome) -> dict[str, InterestState]:
         """Users who asked to be forgotten (``forget`` events): a fresh state that remembers
@@ -221,6 +262,8 @@ class EventProcessor:
                 self.encoder.dimension, self.config.half_lives, self.config.dedupe_window
             )
             state.forgotten_at = at
+            previous = self._state(user_id)  # a roll-out's bookkeeping outlives the forget
+            state.live_from, state.backfilled_to = previous.live_from, previous.backfilled_to
             fresh[user_id] = state
             out.forgotten_users.append(user_id)
             # A marker in the examples topic: training skips the user's examples up to `at`.

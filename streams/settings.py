@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     finetune_every_s: float = Field(86_400.0, gt=0)
     finetune_steps: int = Field(100, ge=1)
 
+    # Roll-out (README): with CURRENT newer than the version the aliases serve, write both
+    # versions, backfill the new one from the topics, then switch the aliases to it.
+    rollout: bool = False
+    backfill_chunk: int = Field(2000, ge=1)  # records read and merged at a time
+
     # Where the worker writes its counters and freshness samples each second (benchmarks)
     stats_file: Path | None = None
 

@@ -186,3 +186,43 @@ def test_a_state_written_before_the_history_still_reads() -> None:
     again = InterestState.from_bytes(old)
     assert list(again.recent_items) == ["a"] and not again.history
     np.testing.assert_array_equal(again.sums["short"], state.sums["short"])
+
+
+@pytest.mark.parametrize("split", [0, 7, 20, 40])
+def test_merging_a_split_of_the_events_equals_folding_them_all(split: int) -> None:
+    from streams.interest import merge
+
+    events = random_events(40, seed=3, span=3 * 365 * 86_400.0)  # landmarks far apart
+    whole = InterestState.empty(16, HALF)
+    older, newer = InterestState.empty(16, HALF), InterestState.empty(16, HALF)
+    for i, (eid, ts, w, e) in enumerate(events):
+        whole.fold(eid, ts, w, e, item_id=f"i{i % 9}")
+        (older if i < split else newer).fold(eid, ts, w, e, item_id=f"i{i % 9}")
+    merged = merge(older, newer)
+    for name in HALF:
+        np.testing.assert_allclose(merged.directions()[name], whole.directions()[name], atol=1e-6)
+    assert merged.event_count == whole.event_count == 40
+    assert merged.updated_at == whole.updated_at
+    assert set(merged.seen) == set(whole.seen)
+    assert list(merged.recent_items) == list(whole.recent_items)
+    assert list(merged.history) == list(whole.history)
+    assert not merged.fold(*events[0][:3], events[0][3])  # still a duplicate
+
+
+def test_roll_out_bookkeeping_survives_serialization_and_merge() -> None:
+    from streams.interest import merge
+
+    live = InterestState.empty(16, HALF)
+    live.live_from = {"clicks": 12}
+    live.backfilled_to = {"clicks": 3}
+    back = InterestState.empty(16, HALF)
+    back.backfilled_to = {"clicks": 9, "views": 4}
+    back.forgotten_at = 1.6e9
+    again = InterestState.from_bytes(live.to_bytes())
+    assert (again.live_from, again.backfilled_to) == ({"clicks": 12}, {"clicks": 3})
+    merged = merge(back, again)
+    assert merged.live_from == {"clicks": 12}
+    assert merged.backfilled_to == {"clicks": 9, "views": 4}
+    assert merged.forgotten_at == 1.6e9
+    plain = InterestState.from_bytes(InterestState.empty(16, HALF).to_bytes())
+    assert plain.live_from == {} and plain.backfilled_to == {}

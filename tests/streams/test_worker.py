@@ -133,16 +133,19 @@ def account(qdrant, clicks, reliability, scenario: str, injected: str, recovery_
     check_oracle(qdrant, clicks)
 
 
-def check_oracle(qdrant: Settings, clicks: dict[str, list[tuple[int, float]]]) -> None:
-    """The worker's (stopped) embedded store against the oracle, user by user."""
+def check_oracle(
+    qdrant: Settings, clicks: dict[str, list[tuple[int, float]]], version: str | None = None
+) -> None:
+    """The worker's (stopped) embedded store against the oracle, user by user (the served
+    version, or ``version``)."""
     store = open_store(path=qdrant.qdrant_location, backend=qdrant.qdrant_backend)
     try:
-        version = store.serving()
+        version = version or store.serving()
         item_vecs = store.item_vectors(version, [str(i) for i in range(10)])
         for user, events in clicks.items():
-            point = store.user(user)
+            point = store.user(user, version)
             assert point is not None, user
-            assert point.payload["event_count"] == len(events)
+            assert point.payload["event_count"] == len(events), (user, version)
             for name, h in HALF.items():
                 np.testing.assert_allclose(
                     point.vector[name], oracle(events, item_vecs, h), atol=1e-4
@@ -468,6 +471,81 @@ def test_a_user_rebuilt_from_the_topics_equals_the_user_the_stream_built(
             s.close()
 
 
+def two_versions(tiny_source_dir: Path, root: Path) -> tuple[str, str]:
+    """A models root with two tiny models of different weights; the first is CURRENT."""
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from export.pipeline import export_model
+    from tests.conftest import _Null
+
+    other = root.parent / "tiny-other"
+    shutil.copytree(tiny_source_dir, other)
+    torch.manual_seed(1)
+    BertModel(BertConfig.from_pretrained(other)).eval().save_pretrained(other)
+    v1 = export_model(tiny_source_dir, root, set_current=True, log=_Null()).version
+    v2 = export_model(other, root, set_current=False, log=_Null()).version
+    return v1, v2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crash", [False, True], ids=["clean", "killed-mid-backfill"])
+def test_a_rollout_writes_both_versions_backfills_the_new_one_and_switches(
+    pipeline, tiny_source_dir: Path, tmp_path: Path, crash: bool
+) -> None:
+    """v1 streams 300 events; v2 is promoted; a worker with INTEREST_ROLLOUT writes both,
+    backfills v2 from the topics (and, once, is killed while at it), switches the aliases to
+    v2 and keeps v1 fresh. Both versions then equal their oracles over all 420 events."""
+    prefix, worker, bootstrap, qdrant = pipeline
+    root = tmp_path / "models"
+    v1, v2 = two_versions(tiny_source_dir, root)
+    worker.env = worker.env | {"INTEREST_MODEL_DIR": str(root)}
+    worker.start()
+    load_items(bootstrap, prefix, 10)
+    clicks, records = round_robin(prefix, users=6, events=420, step_s=600.0)
+    produce(bootstrap, records[:300])
+    group, topics = f"g-{prefix}", [f"{prefix}items", f"{prefix}clicks"]
+    wait_committed(bootstrap, group, topics)
+    worker.stop()
+    (root / "CURRENT").write_text(v2)  # promoted
+    worker.env = worker.env | {"INTEREST_ROLLOUT": "true", "INTEREST_BACKFILL_CHUNK": "8"}
+    if crash:  # every Qdrant call 20 ms slower: a backfill long enough to be killed in
+        faults = tmp_path / "faults"
+        faults.mkdir()
+        (faults / "slow").write_text("0.02")
+        worker.env = worker.env | {
+            "INTEREST_BACKFILL_CHUNK": "2",
+            "INTEREST_TEST_FAULTS": str(faults),
+        }
+        worker.module = "tests.streams.faulty_store"
+    worker.start()
+    produce(bootstrap, records[300:360])  # live while the backfill runs
+    switched = "the aliases now serve"
+    since = 0  # where the restarted worker's log begins
+    if crash:
+        done = f'interest_backfill_records{{of="done",version="{v2}"}}'
+        # past the 10 items, into the users
+        until(lambda: scrape_or_empty(worker.metrics_url).get(done, 0) > 40, 120, "backfill")
+        worker.stop(signal.SIGKILL)
+        log = worker.log.read_text()
+        assert switched not in log  # killed while backfilling, not after
+        since = len(log)
+        worker.start()
+    until(lambda: switched in worker.log.read_text()[since:], 180, "the switch")
+    produce(bootstrap, records[360:])  # after the switch: v1 is written too until a restart
+    wait_committed(bootstrap, group, topics, timeout=120)
+    worker.stop()
+    check_oracle(qdrant, clicks, v2)
+    check_oracle(qdrant, clicks, v1)
+    store = open_store(path=qdrant.qdrant_location, backend=qdrant.qdrant_backend)
+    try:
+        assert store.serving() == v2
+    finally:
+        store.close()
+
+
 def test_rollout_follows_the_group_until_it_caught_up_then_switches(
     pipeline, tiny_model_dir: Path, monkeypatch, capsys
 ) -> None:
@@ -557,6 +635,14 @@ def scrape(url: str) -> dict[str, float]:
             labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
             out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
     return out
+
+
+def scrape_or_empty(url: str) -> dict[str, float]:
+    """``scrape``, or nothing while the endpoint is not up (a worker starting)."""
+    try:
+        return scrape(url)
+    except OSError:
+        return {}
 
 
 def ready(worker: WorkerProcess) -> bool:
