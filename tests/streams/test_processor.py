@@ -300,3 +300,42 @@ def test_a_forgotten_user_is_deleted_and_old_events_never_bring_them_back() -> N
         assert store.user("u1").payload["event_count"] == 1
 
     asyncio.run(with_processor(body))
+
+
+def test_a_new_version_stamps_each_users_first_live_offset_per_topic() -> None:
+    """During a roll-out the new version's processor remembers where the live stream began
+    for each user and topic; a forget keeps it (streams/backfill.py relies on it)."""
+
+    def at(kind: str, offset: int, **fields) -> RawRecord:
+        return RawRecord(kind, orjson.dumps(fields), topic=f"p.{kind}", offset=offset)
+
+    async def body(proc, model, store, states):
+        proc.stamp_live = True
+        await proc.items([rec("items", item_id=1, text="movie 1")])
+        await proc.events(
+            [
+                at("clicks", 7, event_id="a", user_id="u1", item_id=1, ts=T0),
+                at("clicks", 9, event_id="b", user_id="u1", item_id=1, ts=T0 + 1),
+                at("views", 4, event_id="c", user_id="u1", item_id=1, ts=T0 + 2),
+            ]
+        )
+        await proc.events([at("clicks", 12, event_id="d", user_id="u1", item_id=1, ts=T0 + 3)])
+        state = InterestState.from_bytes(states["u1"])
+        assert state.live_from == {"p.clicks": 7, "p.views": 4}
+        assert state.event_count == 4
+        await proc.events([at("clicks", 13, type="forget", event_id="f", user_id="u1", ts=T0 + 9)])
+        assert InterestState.from_bytes(states["u1"]).live_from == {"p.clicks": 7, "p.views": 4}
+
+    asyncio.run(with_processor(body))
+
+
+def test_the_backfill_takes_what_lies_before_the_live_stamp_and_after_its_last_merge() -> None:
+    from streams.backfill import _before
+
+    live = InterestState.empty(8, {"short": 86400.0})
+    live.live_from = {"t": 50}
+    live.backfilled_to = {"t": 20}
+    assert [
+        o for o in (10, 20, 21, 49, 50, 70) if _before(RawRecord("clicks", b"", "t", 0, o), live)
+    ] == [21, 49]
+    assert _before(RawRecord("clicks", b"", "other", 0, 10**9), live)  # no stamp in that topic
