@@ -537,7 +537,11 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
         if consumer is None or app.in_recovery or getattr(app, "rebalancing", False):
             return False
         held = {(tp.topic, tp.partition) for tp in consumer.assignment()}
-        wanted = {(t, n) for t in topics for n in range(settings.topic_partitions)}
+        wanted = {
+            (t, n)
+            for t in topics
+            for n in range(consumer.topic_partitions(t) or settings.topic_partitions)
+        }
         if wanted <= held:
             return True
         if held and "waiting" not in said:

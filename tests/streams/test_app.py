@@ -65,3 +65,28 @@ def test_faust_keeps_its_files_under_the_data_directory(tmp_path) -> None:
 
     app = faust_app(Settings(data_dir=tmp_path, consumer_group="g1"))
     assert app.conf.appdir == tmp_path / "faust" / "g1" / "v1"
+
+
+def test_a_rollout_starts_only_from_another_served_version_whose_model_is_at_hand(
+    tmp_path,
+) -> None:
+    import pytest
+
+    from streams.app import rollout_from
+    from streams.errors import StreamError
+    from streams.settings import Settings
+    from streams.store import open_store
+
+    models = tmp_path / "models"
+    (models / "v1").mkdir(parents=True)
+    settings = Settings(data_dir=tmp_path, model_dir=models, rollout=True)
+    assert rollout_from(settings, "v2") is None  # nothing served yet
+    store = open_store(path=settings.qdrant_location, backend=settings.qdrant_backend)
+    store.ensure_version("v1", 8)  # the aliases serve v1
+    store.close()
+    assert rollout_from(settings, "v1") is None  # served already
+    assert rollout_from(settings, "v2") == "v1"
+    assert rollout_from(Settings(data_dir=tmp_path, model_dir=models), "v2") is None  # off
+    (models / "v1").rmdir()
+    with pytest.raises(StreamError, match="the served version's model is not in"):
+        rollout_from(settings, "v2")
