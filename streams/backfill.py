@@ -162,12 +162,14 @@ class Backfill:
             await consumer.seek_to_beginning(*todo)
             while todo:
                 batch = await consumer.getmany(*todo, timeout_ms=1000, max_records=self.chunk)
-                records = []
-                for tp, messages in batch.items():
-                    for m in messages:
-                        if tp in todo and m.offset < todo[tp]:
-                            records.append(self._raw(m))
-                    if tp in todo and (await consumer.position(tp)) >= todo[tp]:
+                records = [
+                    self._raw(m)
+                    for tp, messages in batch.items()
+                    for m in messages
+                    if m.offset < todo[tp]
+                ]
+                for tp in list(todo):  # every partition: one whose records retention deleted
+                    if await consumer.position(tp) >= todo[tp]:  # fetches nothing, yet is done
                         del todo[tp]
                         consumer.pause(tp)
                 if records:
