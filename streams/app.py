@@ -376,18 +376,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
         events = await without_holes(window, guard)
         if not events:
             return
-        records = [
-            RawRecord(
-                kinds.get(e.message.topic, "clicks"),
-                e.message.value or b"",
-                e.message.topic,
-                e.message.partition,
-                e.message.offset,
-                tuple(e.message.headers or ()),
-                e.message.key or b"",  # events must be keyed by user_id; items are not checked
-            )
-            for e in events
-        ]
+        records = [RawRecord.of(kinds.get(e.message.topic, "clicks"), e.message) for e in events]
         outcome = await with_retry(functools.partial(process, work, records), f"{work} window")
         await table.delivered()  # the states this window changed are in the changelog
         acked_s = time.time()

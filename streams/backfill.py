@@ -32,12 +32,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.interest import InterestState, merge
 from streams.processor import EventProcessor, RawRecord
 from streams.settings import Settings
-from streams.topics import kafka_security
+from streams.topics import group_offsets, kafka_security
 
 log = logging.getLogger(__name__)
 
@@ -125,21 +124,8 @@ class Backfill:
 
     async def _committed(self, topics: list[str]) -> dict[TopicPartition, int]:
         """The group's committed offset of every partition of ``topics`` (0 if none)."""
-        security = kafka_security(self.settings)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, **security)
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap, **security)
-        await consumer.start()
-        await admin.start()
-        try:
-            await consumer._client.force_metadata_update()
-            parts = [
-                TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
-            ]
-            done = await admin.list_consumer_group_offsets(self.group)
-            return {tp: max(0, done[tp].offset) if tp in done else 0 for tp in parts}
-        finally:
-            await consumer.stop()
-            await admin.close()
+        offsets = await group_offsets(self.settings, self.group, topics)
+        return {tp: committed for tp, (committed, _) in offsets.items()}
 
     async def _read(
         self,
@@ -163,7 +149,7 @@ class Backfill:
             while todo:
                 batch = await consumer.getmany(*todo, timeout_ms=1000, max_records=self.chunk)
                 records = [
-                    self._raw(m)
+                    RawRecord.of(self.kinds[m.topic], m)
                     for tp, messages in batch.items()
                     for m in messages
                     if m.offset < todo[tp]
@@ -181,17 +167,6 @@ class Backfill:
         finally:
             await consumer.stop()
 
-    def _raw(self, m: Any) -> RawRecord:
-        return RawRecord(
-            self.kinds[m.topic],
-            m.value or b"",
-            m.topic,
-            m.partition,
-            m.offset,
-            tuple(m.headers or ()),
-            m.key or b"",
-        )
-
     async def _items(self, records: list[RawRecord]) -> None:
         self.stats.items += len(records)
         await self.target.items(records, skip=self.live_items)  # newer: written live
@@ -208,7 +183,7 @@ class Backfill:
         live_states: dict[str, InterestState] = {}
         admitted: list[RawRecord] = []
         for user_id, recs in by_user.items():
-            live = self.target._state(user_id)
+            live = self.target.state(user_id)
             live_states[user_id] = live
             fresh = InterestState.empty(
                 self.target.encoder.dimension,
@@ -224,7 +199,7 @@ class Backfill:
         merged = {}
         for user_id, recs in by_user.items():
             live = live_states[user_id]
-            older = changed.get(user_id) or backfill._state(user_id)
+            older = changed.get(user_id) or backfill.state(user_id)
             for topic, offsets in _offsets(recs).items():
                 older.backfilled_to[topic] = max(older.backfilled_to.get(topic, -1), offsets)
             merged[user_id] = merge(older, live)

@@ -44,6 +44,20 @@ class RawRecord:
     headers: tuple[tuple[str, bytes], ...] = ()
     key: bytes | None = None  # the Kafka key; None: not checked (tests, tools)
 
+    @classmethod
+    def of(cls, kind: str, message: Any) -> RawRecord:
+        """From a Kafka message (aiokafka's or Faust's: the same attribute names). A missing
+        key becomes b"": events must be keyed by user_id (items are not checked)."""
+        return cls(
+            kind,
+            message.value or b"",
+            message.topic,
+            message.partition,
+            message.offset,
+            tuple(message.headers or ()),
+            message.key or b"",
+        )
+
 
 @dataclasses.dataclass
 class Outcome:
@@ -217,14 +231,14 @@ class EventProcessor:
         changed = self._forget(events, out)
         if self.stamp_live:
             for rec, e in zip(sources, events, strict=True):
-                stamped = changed.get(e.user_id) or self._state(e.user_id)
+                stamped = changed.get(e.user_id) or self.state(e.user_id)
                 if rec.topic not in stamped.live_from:
                     stamped.live_from[rec.topic] = rec.offset
                     changed[e.user_id] = stamped
         for e in events:
             if e.type == "forget":
                 continue
-            state = changed.get(e.user_id) or self._state(e.user_id)
+            state = changed.get(e.user_id) or self.state(e.user_id)
             if state.forgets(e.ts):
                 out.forgotten_events += 1
                 continue
@@ -255,14 +269,14 @@ class EventProcessor:
                 asked[e.user_id] = max(e.ts, asked.get(e.user_id, e.ts))
         fresh = {}
         for user_id, at in asked.items():
-            old = self._state(user_id).forgotten_at
+            old = self.state(user_id).forgotten_at
             if old is not None and old >= at:
                 continue  # forgotten already, as late or later
             state = InterestState.empty(
                 self.encoder.dimension, self.config.half_lives, self.config.dedupe_window
             )
             state.forgotten_at = at
-            previous = self._state(user_id)  # a roll-out's bookkeeping outlives the forget
+            previous = self.state(user_id)  # a roll-out's bookkeeping outlives the forget
             state.live_from, state.backfilled_to = previous.live_from, previous.backfilled_to
             fresh[user_id] = state
             out.forgotten_users.append(user_id)
@@ -356,7 +370,8 @@ class EventProcessor:
                 f"({len(texts)} texts)"
             ) from None
 
-    def _state(self, user_id: str) -> InterestState:
+    def state(self, user_id: str) -> InterestState:
+        """The user's state from ``self.states``, or a fresh one."""
         data = self.states.get(user_id)
         if data is not None:
             return InterestState.from_bytes(data)

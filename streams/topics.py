@@ -160,6 +160,17 @@ async def group_progress(
 ) -> tuple[int, int] | None:
     """(records committed by ``group``, records in ``topics``), summed over partitions;
     None while the topics are unknown."""
+    offsets = await group_offsets(settings, group, topics)
+    if not offsets:
+        return None
+    return sum(c for c, _ in offsets.values()), sum(e for _, e in offsets.values())
+
+
+async def group_offsets(
+    settings: Settings, group: str, topics: list[str]
+) -> dict[TopicPartition, tuple[int, int]]:
+    """Per partition of ``topics``: (offset committed by ``group``, 0 if none; end offset).
+    Empty while the topics are unknown."""
     security = kafka_security(settings)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, **security)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **security)
@@ -171,11 +182,13 @@ async def group_progress(
             TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
         ]
         if not parts:
-            return None
+            return {}
         ends = await consumer.end_offsets(parts)
         done = await admin.list_consumer_group_offsets(group)
-        committed = sum(min(ends[tp], max(0, done[tp].offset)) for tp in parts if tp in done)
-        return committed, sum(ends.values())
+        return {
+            tp: (min(ends[tp], max(0, done[tp].offset)) if tp in done else 0, ends[tp])
+            for tp in parts
+        }
     finally:
         await consumer.stop()
         await admin.close()
