@@ -21,6 +21,7 @@ from streams.settings import Settings
 from streams.store import open_store
 from streams.topics import ensure_topics, wait_caught_up
 from tests.streams.kafka_helpers import WorkerProcess, free_port, produce
+from tests.streams.test_worker import click, item_records
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -104,18 +105,8 @@ def test_the_worker_runs_through_sasl_scram_over_tls(
     worker = WorkerProcess(env, tmp_path / "worker.log")
     worker.start()
     try:
-        items = [
-            (f"{prefix}items", {"item_id": i, "text": f"Movie {i} (1995)"}, str(i).encode())
-            for i in range(3)
-        ]
-        clicks = [
-            (
-                f"{prefix}clicks",
-                {"event_id": f"e{k}", "user_id": "u1", "item_id": k % 3, "ts": 1.6e9 + k},
-                b"u1",
-            )
-            for k in range(5)
-        ]
+        items = item_records(prefix, 3)
+        clicks = [click(prefix, f"e{k}", "u1", k % 3, 1.6e9 + k) for k in range(5)]
         produce(broker.secure_bootstrap, items, settings)
         wait_caught_up(settings, f"g-{prefix}", [f"{prefix}items"], timeout=120)
         produce(broker.secure_bootstrap, clicks, settings)
