@@ -1,10 +1,41 @@
-"""Errors of the streaming side, rooted in :class:`StreamError`."""
+"""Errors of the streaming side, rooted in :class:`StreamError`.
+
+    StreamError
+     ├── RecordError        a record that can never be processed: dead-lettered, never retried
+     │    └── InvalidJson, MissingField, KeyMismatch, ... (the ``error-type`` header)
+     ├── TransientError     the world is away for a while: retried with back-off, never
+     │    │                 dead-lettered (the worker takes no more records meanwhile)
+     │    ├── StoreError         Qdrant refused or failed a call (streams.store)
+     │    ├── EncoderStalled     the encoder did not answer in time (streams.processor)
+     │    ├── ModelChanged       the model was swapped during a batch
+     │    └── BrokerUnavailable  Kafka did not take a record (dead letter, example)
+     ├── StateFormatError   stored bytes that are not an interest state (streams.interest)
+     ├── BrokerError        the local broker cannot be set up or started (streams.kafka.broker)
+     └── usage errors       everything else: a bad option or setting, a missing model; the
+                            CLI prints one line
+
+Anything that is not a StreamError (a ``TypeError``, a ``ZeroDivisionError``) is a bug: the
+worker logs it with its traceback and counts it as unexpected (``interest_unexpected_errors``).
+"""
 
 from __future__ import annotations
 
 
 class StreamError(Exception):
     """Base class of every error raised by streams/."""
+
+
+class TransientError(StreamError):
+    """A failure that passes: Qdrant, the encoder or the broker away for a while. Retry it."""
+
+
+class ModelChanged(TransientError):
+    """The encoder's model was swapped during a batch: the batch is retried whole, so no
+    user sum ever mixes two models' vectors."""
+
+
+class BrokerUnavailable(TransientError):
+    """Kafka did not acknowledge a record the worker must deliver before it commits."""
 
 
 class RecordError(StreamError, ValueError):

@@ -34,6 +34,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import orjson
 
+from streams.errors import StreamError
+
 LN2 = math.log(2.0)
 REBASE_AT = 60.0  # exp(60) ~ 1e26: far from float64 overflow, and rebasing is rare
 MAGIC = b"IS2"  # IS1: the same without the training history
@@ -42,7 +44,7 @@ TRAIN_HISTORY = 20  # events kept with time and weight for training examples
 HEADER = struct.Struct("<3sBIIIIQdd")
 
 
-class StateFormatError(ValueError):
+class StateFormatError(StreamError, ValueError):
     """Stored state bytes that this version cannot read."""
 
 

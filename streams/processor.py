@@ -26,9 +26,19 @@ import numpy as np
 
 from encoder.cache import VectorCache
 from encoder.service import Encoded, Encoder
-from streams.errors import KeyMismatch, RecordError, StreamError
+from streams.errors import KeyMismatch, ModelChanged, RecordError, TransientError
 from streams.interest import InterestState, directions_of, event_weight, top_concepts_of
-from streams.records import Event, Feedback, Limits, decode_event, decode_feedback, decode_item
+from streams.records import (
+    Event,
+    Example,
+    Feedback,
+    ForgetMarker,
+    Limits,
+    Seen,
+    decode_event,
+    decode_feedback,
+    decode_item,
+)
 from streams.store import Store, UserPoint
 
 DEFAULT_CONCEPTS = Path(__file__).parent / "concepts" / "movielens-genres.txt"
@@ -69,7 +79,8 @@ class Outcome:
     types: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)  # (topic, type)
     event_times: list[float] = dataclasses.field(default_factory=list)  # ts of folded events
     write_s: float = 0.0  # time of the Qdrant upsert
-    examples: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # from feedback
+    # for the examples topic: from feedback, and a marker per forgotten user
+    examples: list[Example | ForgetMarker] = dataclasses.field(default_factory=list)
     no_history: int = 0  # feedback skipped: the user has no history before it yet
     forgotten_users: list[str] = dataclasses.field(default_factory=list)  # forgotten now
     forgotten_events: int = 0  # events skipped: at or before their user's forget time
@@ -96,7 +107,7 @@ def load_concepts(path: Path | None) -> tuple[str, ...]:
     return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 
 
-class EncoderStalled(StreamError):
+class EncoderStalled(TransientError):
     """The encoder did not answer in time: transient, the window is retried."""
 
 
@@ -223,7 +234,9 @@ class EventProcessor:
         if reviews:
             encoded = await self._encode(reviews)
             if encoded.version != version:  # swapped mid-batch: never mix two models' vectors
-                raise RuntimeError("model version changed during a batch; retry it")
+                raise ModelChanged(
+                    f"the model changed from {version} to {encoded.version} during a batch"
+                )
             review_vecs = dict(zip(reviews, encoded.vectors, strict=True))
             out.encoded = len(reviews) - encoded.cached
         wanted = {e.item_id for e in events if e.type not in ("review", "forget")}
@@ -281,7 +294,7 @@ class EventProcessor:
             fresh[user_id] = state
             out.forgotten_users.append(user_id)
             # A marker in the examples topic: training skips the user's examples up to `at`.
-            out.examples.append({"forget": True, "user_id": user_id, "ts": at})
+            out.examples.append(ForgetMarker(user_id, at))
         return fresh
 
     async def _write(self, version: str, changed: dict[str, InterestState]) -> tuple[int, float]:
@@ -347,15 +360,15 @@ class EventProcessor:
                 out.unknown_items += 1
                 continue
             out.examples.append(
-                {
-                    "user_id": f.user_id,
-                    "item_id": f.item_id,
-                    "item_text": texts[f.item_id],
-                    "reward": f.reward,
-                    "ts": f.ts,
-                    "served_by": f.model_version,
-                    "history": [[i, texts[i], t, w] for i, t, w in history if i in texts],
-                }
+                Example(
+                    user_id=f.user_id,
+                    item_id=f.item_id,
+                    item_text=texts[f.item_id],
+                    reward=f.reward,
+                    ts=f.ts,
+                    served_by=f.model_version,
+                    history=tuple(Seen(i, texts[i], t, w) for i, t, w in history if i in texts),
+                )
             )
         return out
 

@@ -10,6 +10,9 @@ may be strings or integers (MovieLens ids are numbers) and are kept as strings.
 
 ``{"type": "forget", "user_id": ..., "ts": ...}`` on any event topic asks to forget the
 user: everything up to ``ts`` (``event_id`` and ``item_id`` are not needed).
+
+The ``examples`` topic (the feedback agent's output, the training job's input) holds
+:class:`Example` and :class:`ForgetMarker` records: ``encode_example`` / ``decode_example``.
 """
 
 from __future__ import annotations
@@ -192,3 +195,78 @@ def _text(data: dict[str, Any], name: str, limits: Limits) -> str:
     if size > limits.max_text_bytes:
         raise TextTooLong(f"{name} is {size} bytes; the limit is {limits.max_text_bytes}")
     return value
+
+
+# -- the examples topic -------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Seen:
+    """One event of a user's history, as the stream folded it."""
+
+    item_id: str
+    text: str
+    ts: float
+    weight: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Example:
+    """A feedback signal with the user's history before it: what a training job learns from."""
+
+    user_id: str
+    item_id: str
+    item_text: str
+    reward: float
+    ts: float
+    served_by: str | None
+    history: tuple[Seen, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ForgetMarker:
+    """The user asked to be forgotten up to ``ts``: training skips their examples up to it."""
+
+    user_id: str
+    ts: float
+
+
+def encode_example(record: Example | ForgetMarker) -> bytes:
+    """The JSON of an examples-topic record (a history entry is ``[item, text, ts, weight]``)."""
+    if isinstance(record, ForgetMarker):
+        return orjson.dumps({"forget": True, "user_id": record.user_id, "ts": record.ts})
+    return orjson.dumps(
+        {
+            "user_id": record.user_id,
+            "item_id": record.item_id,
+            "item_text": record.item_text,
+            "reward": record.reward,
+            "ts": record.ts,
+            "served_by": record.served_by,
+            "history": [[h.item_id, h.text, h.ts, h.weight] for h in record.history],
+        }
+    )
+
+
+def decode_example(raw: bytes) -> Example | ForgetMarker:
+    """An examples-topic record; a RecordError for anything else."""
+    data = load_object(raw)
+    if data.get("forget"):
+        return ForgetMarker(_id(data, "user_id"), _number(data, "ts"))
+    history = _field(data, "history")
+    if not isinstance(history, list):
+        raise WrongType(f"history must be a list, not {type(history).__name__}")
+    try:
+        seen = tuple(Seen(str(i), str(text), float(t), float(w)) for i, text, t, w in history)
+    except (TypeError, ValueError) as exc:
+        raise WrongType(f"history entries are [item_id, text, ts, weight]: {exc}") from None
+    served_by = data.get("served_by")
+    return Example(
+        user_id=_id(data, "user_id"),
+        item_id=_id(data, "item_id"),
+        item_text=str(_field(data, "item_text")),
+        reward=_number(data, "reward"),
+        ts=_number(data, "ts"),
+        served_by=str(served_by) if served_by is not None else None,
+        history=seen,
+    )

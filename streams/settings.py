@@ -17,7 +17,6 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DAY = 86_400.0
-EVENT_TYPES = ("click", "view", "review", "rating", "negative")
 
 
 class Settings(BaseSettings):

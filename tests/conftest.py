@@ -91,7 +91,7 @@ def kafka_broker():
     """The real local broker: started once (idempotent: CI has usually started it already)."""
     import os
 
-    from streams.broker import LocalBroker
+    from streams.kafka.broker import LocalBroker
 
     broker = LocalBroker(Path(os.environ.get("INTEREST_KAFKA_HOME", ".cache/kafka")))
     broker.start()

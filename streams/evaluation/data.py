@@ -21,8 +21,8 @@ import dataclasses
 import math
 from pathlib import Path
 
-from streams.csvrows import DataError, csv_rows
-from streams.replay import HINT, movielens_items
+from streams.datasets.csvrows import DataError, csv_rows
+from streams.datasets.replay import HINT, movielens_items
 
 
 @dataclasses.dataclass(frozen=True)

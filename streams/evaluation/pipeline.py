@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from streams.datasets.replay import Record, publish, rating_topic
 from streams.errors import StreamError
 from streams.evaluation.metrics import MISS, TOP, metrics
 from streams.evaluation.protocol import Split
-from streams.replay import Record, publish, rating_topic
+from streams.kafka.groups import wait_caught_up
 from streams.settings import Settings
-from streams.spawn import private_settings, spawned_worker
 from streams.store import open_store
-from streams.topics import wait_caught_up
+from streams.worker.spawn import private_settings, spawned_worker
 
 CATCH_UP_S = 3600.0
 

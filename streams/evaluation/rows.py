@@ -21,8 +21,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from streams.datasets.replay import CLICK_RATING
 from streams.evaluation.protocol import Split, SplitName
-from streams.replay import CLICK_RATING
 from streams.settings import Settings
 
 SCHEMES = ("uniform", "rating", "type")

@@ -25,8 +25,8 @@ import pytest
 import yaml
 
 from streams.cli import build_parser
-from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.worker.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"

@@ -2,6 +2,8 @@
 
     python -m tests.streams.faulty_store worker      # INTEREST_TEST_FAULTS=DIR in the env
 
+The store comes in through ``build_app``'s store factory, as any test's fake would.
+
 Every store call first looks in DIR: a file ``down`` makes it fail as a refused connection
 would (:class:`streams.store.StoreError`); a file ``slow`` holding a number of seconds makes
 it take that much longer. Without either file the store is the real embedded one.
@@ -9,14 +11,16 @@ it take that much longer. Without either file the store is the real embedded one
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import streams.app
-from streams.store import StoreError
+from streams.settings import Settings
+from streams.store import StoreError, store_for
+from streams.worker.main import run_worker
 
 
 class FaultyStore:
@@ -40,14 +44,17 @@ class FaultyStore:
         return call
 
 
+def faulty_store_for(settings: Settings) -> Any:
+    return FaultyStore(store_for(settings), Path(os.environ["INTEREST_TEST_FAULTS"]))
+
+
 def main() -> int:
-    control = Path(os.environ["INTEREST_TEST_FAULTS"])
-    real = streams.app.open_store
-    streams.app.open_store = lambda settings: FaultyStore(real(settings), control)  # type: ignore[assignment,return-value]
-
-    from streams.cli import main as cli_main
-
-    return cli_main(sys.argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m tests.streams.faulty_store")
+    parser.add_argument("command", choices=["worker"])
+    parser.add_argument("--loglevel", default=None)
+    args = parser.parse_args()
+    run_worker(Settings(), args.loglevel, store_factory=faulty_store_for)
+    return 0
 
 
 if __name__ == "__main__":

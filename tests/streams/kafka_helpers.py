@@ -15,8 +15,9 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from streams.kafka.client import kafka_security
+from streams.kafka.groups import wait_caught_up
 from streams.settings import Settings
-from streams.topics import kafka_security, wait_caught_up
 
 
 def produce(

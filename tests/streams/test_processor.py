@@ -15,6 +15,7 @@ from streams.deadletter import dead_letter
 from streams.errors import InvalidJson
 from streams.interest import InterestState
 from streams.processor import EventProcessor, ProcessorConfig, RawRecord, load_concepts
+from streams.records import ForgetMarker, Seen
 from streams.store import QdrantStore, recent_items
 from tests.encoder.fakes import FakeModel
 
@@ -155,11 +156,11 @@ def test_feedback_becomes_examples_with_the_history_before_it() -> None:
         assert [type(e).__name__ for _, e in out.dead] == ["MissingField"]
         assert out.no_history == 1 and out.unknown_items == 1
         first, second = out.examples
-        assert first["item_id"] == "3" and first["item_text"] == "movie 3"
-        assert first["reward"] == 1.0 and second["reward"] == -0.5
+        assert first.item_id == "3" and first.item_text == "movie 3"
+        assert first.reward == 1.0 and second.reward == -0.5
         # Before the signal and without the target: items 0 and 1, as folded (weights 1, 0.5).
-        assert first["history"] == [["0", "movie 0", T0, 1.0], ["1", "movie 1", T0 + 10, 0.5]]
-        assert [h[0] for h in second["history"]] == ["0", "1", "3"]
+        assert first.history == (Seen("0", "movie 0", T0, 1.0), Seen("1", "movie 1", T0 + 10, 0.5))
+        assert [h.item_id for h in second.history] == ["0", "1", "3"]
         assert out.types[("feedback", "positive")] == 2 and out.types[("feedback", "negative")] == 2
 
     asyncio.run(with_processor(body))
@@ -280,7 +281,7 @@ def test_a_forgotten_user_is_deleted_and_old_events_never_bring_them_back() -> N
         forget = rec("clicks", type="forget", user_id="u1", ts=T0 + 10)
         out = await proc.events([forget, old[0]])  # a late old event in the same window
         assert out.forgotten_users == ["u1"] and out.forgotten_events == 1
-        assert out.examples == [{"forget": True, "user_id": "u1", "ts": T0 + 10}]
+        assert out.examples == [ForgetMarker("u1", T0 + 10)]
         assert store.user("u1") is None and store.user("u2") is not None
         tomb = InterestState.from_bytes(states["u1"])
         assert tomb.event_count == 0 and not tomb.history and not tomb.recent_items
@@ -330,7 +331,7 @@ def test_a_new_version_stamps_each_users_first_live_offset_per_topic() -> None:
 
 
 def test_the_backfill_takes_what_lies_before_the_live_stamp_and_after_its_last_merge() -> None:
-    from streams.backfill import _before
+    from streams.rollout.backfill import _before
 
     live = InterestState.empty(8, {"short": 86400.0})
     live.live_from = {"t": 50}

@@ -1,0 +1,160 @@
+"""``interest-stream bench e2e``: broker, worker and producer on one machine, measured.
+
+One run, three phases, against the local broker and worker subprocesses (their own topics,
+consumer groups and embedded Qdrant in a temporary folder):
+
+0. ceiling (the baseline, skipped with ``ceiling=False``): the same click/view events
+   through the worker's Faust app with an agent that takes windows and only acknowledges
+   them (no decoding, state, changelog or Qdrant): what Faust, aiokafka and the broker cost
+   on this machine. ``share_of_ceiling`` = events_per_s / ceiling_events_per_s;
+1. throughput: ``events`` click/view events (no text) produced as fast as the broker takes
+   them; ``events_per_s`` = events / (first send -> the group has committed every one),
+   i.e. sustained processing including the Qdrant writes;
+2. freshness: events at ``rate`` per second for ``seconds`` with 10% reviews (texts to
+   encode); freshness = Qdrant acknowledged the user's write - the event's produce time
+   (Kafka record timestamp), recorded by the worker for every event.
+
+Items (``items``, synthetic titles) are loaded and processed before either phase.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from streams.bench.synthetic import load_items, synthetic_event
+from streams.datasets.replay import publish
+from streams.kafka.groups import wait_caught_up
+from streams.settings import Settings
+from streams.store import backend_for
+from streams.worker.spawn import SpawnedWorker, private_settings, spawned_worker
+
+
+def run_e2e(
+    settings: Settings,
+    *,
+    events: int = 100_000,
+    rate: float = 1000.0,
+    seconds: float = 20.0,
+    items: int = 500,
+    users: int = 5000,
+    ceiling: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="interest-bench-"))
+    rng = random.Random(3)
+    say = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
+    ceiling_per_s = None
+    if ceiling:
+        say(f"[0/3] ceiling: {events} click/view events through a Faust agent that only acks")
+        ceiling_per_s = _ceiling(settings, workdir / "ceiling", events, users, items, progress)
+    run = private_settings(settings, "bench")
+    prefix, tag = run.topic_prefix, run.consumer_group
+    with spawned_worker(run, workdir, settings.models_root) as worker:
+        say(f"[1/3] loading {items} items (worker log: {worker.log})")
+        load_items(run, worker, items, rng)
+
+        say(f"[2/3] throughput: {events} click/view events at max rate")
+        events_per_s = _throughput(run, worker, events, users, items, progress)
+
+        n_fresh = int(rate * seconds)
+        say(f"[3/3] freshness: {n_fresh} events at {rate:.0f}/s with 10% reviews")
+        start_ms = time.time() * 1000
+        recs = [
+            synthetic_event(events + n, rng, users, items, review=rng.random() < 0.1)
+            for n in range(n_fresh)
+        ]
+        asyncio.run(publish(recs, run, rate, progress, desc="produce"))
+        wait_caught_up(
+            run,
+            tag,
+            [f"{prefix}clicks", f"{prefix}views", f"{prefix}reviews"],
+            timeout=600,
+            check=worker.check,
+        )
+        time.sleep(1.5)  # the worker dumps its stats every second
+        stats = orjson.loads(worker.stats_file.read_bytes())
+    fresh = np.asarray([f for p, f in stats["freshness"] if p >= start_ms])
+    counts = stats["counts"]
+    return {
+        "events": events,
+        "events_per_s": round(events_per_s, 1),
+        "ceiling_events_per_s": round(ceiling_per_s, 1) if ceiling_per_s else None,
+        "share_of_ceiling": round(events_per_s / ceiling_per_s, 3) if ceiling_per_s else None,
+        "freshness_events": len(fresh),
+        "freshness_rate": rate,
+        "freshness_p50_ms": round(float(np.percentile(fresh, 50)), 1) if len(fresh) else None,
+        "freshness_p99_ms": round(float(np.percentile(fresh, 99)), 1) if len(fresh) else None,
+        "encoded_texts": counts.get("encoded_texts", 0),
+        "dlq": counts.get("dlq", 0),
+        "backend": backend_for(None, worker.qdrant_location, settings.qdrant_backend),
+        "users": users,
+        "items": items,
+    }
+
+
+def _throughput(
+    run: Settings, worker: SpawnedWorker, events: int, users: int, items: int, progress: bool
+) -> float:
+    """``events`` click/view events as fast as the broker takes them: events per second
+    from the first send until the worker's group has committed every one."""
+    rng = random.Random(4)  # the same events for the ceiling and the pipeline
+    recs = [synthetic_event(n, rng, users, items, review=False) for n in range(events)]
+    t0 = time.time()
+    asyncio.run(publish(recs, run, None, progress, desc="produce"))
+    wait_caught_up(
+        run,
+        run.consumer_group,
+        [run.topic("clicks"), run.topic("views")],
+        timeout=1800,
+        check=worker.check,
+    )
+    return events / (time.time() - t0)
+
+
+def _ceiling(
+    settings: Settings, workdir: Path, events: int, users: int, items: int, progress: bool
+) -> float:
+    run = private_settings(settings, "ceiling")
+    with spawned_worker(run, workdir, settings.models_root, module=__name__) as worker:
+        # Warm up as the pipeline's worker does on its items: started, joined, fetching.
+        warm = [
+            synthetic_event(-1 - n, random.Random(n), users, items, False) for n in range(items)
+        ]
+        asyncio.run(publish(warm, run, None, progress=False))
+        topics = [run.topic("clicks"), run.topic("views")]
+        wait_caught_up(run, run.consumer_group, topics, timeout=600, check=worker.check)
+        return _throughput(run, worker, events, users, items, progress)
+
+
+def ceiling_app(settings: Settings) -> Any:
+    """The worker's Faust app and event agent with the work taken out: windows are taken
+    exactly as the worker takes them, then acknowledged."""
+    from streams.kafka.topics import EVENT_TOPICS
+    from streams.worker.app import faust_app, raw_topic
+
+    app = faust_app(settings)
+    topic = raw_topic(app, *(settings.topic(t) for t in EVENT_TOPICS))
+
+    @app.agent(topic, name="events")
+    async def acknowledge(stream: Any) -> None:
+        within = settings.window_ms / 1000
+        async for window in stream.noack_take(settings.window_events, within=within):
+            for event in window:
+                await stream.ack(event)
+
+    return app
+
+
+if __name__ == "__main__":  # the ceiling's worker process (spawned by _ceiling)
+    import faust
+
+    faust.Worker(ceiling_app(Settings()), loglevel="warning").execute_from_commandline()

@@ -1,0 +1,70 @@
+"""What the command modules share: data options, settings with ``--model``, output."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+DEFAULT_MODELS = Path("data/models")
+
+
+def data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", choices=["movielens"], default=None)
+    parser.add_argument("--path", type=Path, default=None, help="the dataset folder (--dataset)")
+    parser.add_argument("--events", type=Path, default=None, help="events.csv (generic pair)")
+    parser.add_argument("--items", type=Path, default=None, help="items.csv (generic pair)")
+
+
+def settings_with_model(model: Path | None) -> Any:
+    """The settings, with ``--model`` (a models root or version directory) when given."""
+    from streams.settings import Settings
+
+    settings = Settings()
+    if model is None:
+        return settings
+    return Settings(**(settings.model_dump() | {"model_dir": model}))
+
+
+def split_and_settings(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The protocol's split of the chosen data, and the settings (``--model`` applied)."""
+    from streams.errors import StreamError
+    from streams.evaluation.data import read_movielens, read_pair
+    from streams.evaluation.protocol import five_core, leave_one_out
+
+    if args.dataset and (args.events or args.items):
+        raise StreamError("give either --dataset with --path, or --events with --items")
+    if args.dataset:
+        if args.path is None:
+            raise StreamError("--dataset needs --path DIR")
+        data = read_movielens(args.path)
+    elif args.events and args.items:
+        data = read_pair(args.events, args.items)
+    else:
+        raise StreamError("no data: give --dataset movielens --path DIR, or --events and --items")
+    settings = settings_with_model(args.model)
+    split = leave_one_out(five_core(data.interactions), data.texts)
+    counts = split.counts
+    print(
+        f"after the 5-core filter: {counts['interactions']} interactions, "
+        f"{counts['users']} users, {counts['items']} items",
+        file=sys.stderr,
+    )
+    return split, settings
+
+
+def print_figures(result: dict[str, Any], as_json: bool) -> None:
+    """Benchmark figures: one JSON object, or one aligned ``key  value`` line each."""
+    if as_json:
+        print_json(result)
+        return
+    width = max(len(k) for k in result)
+    for k, v in result.items():
+        print(f"{k:<{width}}  {v}")
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode() + "\n")

@@ -1,0 +1,60 @@
+"""``interest-stream kafka start|stop|status`` and ``topics``: the broker and the topics."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from streams.cli.common import (
+    print_json,
+)
+
+
+def add_parsers(sub: Any) -> None:
+    kafka = sub.add_parser("kafka", help="the local single-node Kafka broker (KRaft)")
+    kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.add_argument(
+        "--home",
+        type=Path,
+        default=Path(".cache/kafka"),
+        help="jars, storage and log (default: %(default)s)",
+    )
+    kafka.add_argument("--port", type=int, default=9092)
+    kafka.add_argument("--json", action="store_true")
+    kafka.set_defaults(func=cmd_kafka)
+    topics = sub.add_parser("topics", help="create the topics the settings name (idempotent)")
+    topics.add_argument("--json", action="store_true")
+    topics.set_defaults(func=cmd_topics)
+
+
+def cmd_kafka(args: argparse.Namespace) -> int:
+    from streams.kafka.broker import LocalBroker
+
+    broker = LocalBroker(args.home, port=args.port)
+    if args.action == "start":
+        print(f"starting Kafka on {broker.bootstrap} (log: {broker.log})", file=sys.stderr)
+    state = getattr(broker, args.action)()
+    if args.json:
+        print_json(state)
+    else:
+        print(
+            f"kafka {'running' if state['running'] else 'stopped'} "
+            f"on {state['bootstrap']} (pid {state['pid']}, log {state['log']})"
+        )
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from streams.kafka.topics import TOPICS, ensure_topics
+    from streams.settings import Settings
+
+    settings = Settings()
+    created = ensure_topics(settings)
+    names = [settings.topic(t) for t in TOPICS]
+    if args.json:
+        print_json({"topics": names, "created": created})
+    else:
+        print(f"topics {', '.join(names)}; created {', '.join(created) or 'none'}")
+    return 0

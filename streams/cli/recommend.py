@@ -1,0 +1,53 @@
+"""``interest-stream recommend USER``: what a downstream service would get."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from streams.cli.common import (
+    print_json,
+)
+
+
+def add_parsers(sub: Any) -> None:
+    rec = sub.add_parser("recommend", help="the nearest items for a user (through the aliases)")
+    rec.add_argument("user_id")
+    rec.add_argument("-k", type=int, default=10)
+    rec.add_argument("--json", action="store_true")
+    rec.set_defaults(func=cmd_recommend)
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from streams.settings import Settings
+    from streams.store import recent_items, store_for
+
+    store = store_for(Settings())
+    try:
+        user = store.user(args.user_id)
+        if user is None:
+            print(f"interest-stream: error: no user {args.user_id!r} in Qdrant", file=sys.stderr)
+            return 2
+        seen = recent_items(user.payload)
+        points = store.recommend(args.user_id, k=args.k, exclude=seen)
+    finally:
+        store.close()
+    rows = [
+        {
+            "item_id": p.payload["item_id"],
+            "score": round(p.score, 4),
+            "text": p.payload.get("text", ""),
+        }
+        for p in points
+    ]
+    if args.json:
+        print_json(
+            {"user_id": args.user_id, "concepts": user.payload.get("concepts", []), "items": rows}
+        )
+    else:
+        concepts = ", ".join(f"{c['label']} {c['p']:.2f}" for c in user.payload["concepts"])
+        print(f"user {args.user_id} ({user.payload['event_count']} events; {concepts})")
+        for r in rows:
+            print(f"  {r['score']:.3f}  {r['item_id']:>7}  {r['text']}")
+    return 0

@@ -1,0 +1,58 @@
+"""``interest-stream worker`` and ``health``: the Faust agents and their healthcheck."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def add_parsers(sub: Any) -> None:
+    worker = sub.add_parser("worker", help="run the Faust agents (settings from INTEREST_*)")
+    worker.add_argument(
+        "--loglevel",
+        choices=["debug", "info", "warning", "error"],
+        help="default: INTEREST_LOG_LEVEL (info)",
+    )
+    worker.set_defaults(func=cmd_worker)
+
+    health = sub.add_parser(
+        "health", help="exit 0 if the worker's metrics endpoint says it is ready (healthcheck)"
+    )
+    health.add_argument("--url", help="default: http://<metrics_host>:<metrics_port>/metrics")
+    health.add_argument("--timeout", type=float, default=3.0)
+    health.set_defaults(func=cmd_health)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from streams.settings import Settings
+    from streams.worker.main import run_worker
+
+    run_worker(Settings(), args.loglevel)
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    import urllib.request
+
+    from streams.settings import Settings
+
+    url = args.url
+    if url is None:
+        settings = Settings()
+        if not settings.metrics_port:
+            print("unhealthy: metrics are off (INTEREST_METRICS_PORT=0)", file=sys.stderr)
+            return 1
+        host = "127.0.0.1" if settings.metrics_host in ("0.0.0.0", "::") else settings.metrics_host
+        url = f"http://{host}:{settings.metrics_port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+            body = response.read().decode()
+    except OSError as exc:
+        print(f"unhealthy: no worker answers at {url} ({exc})", file=sys.stderr)
+        return 1
+    if "\ninterest_worker_ready 1.0" not in body:
+        print(f"unhealthy: the worker at {url} is not ready yet (model, Qdrant)", file=sys.stderr)
+        return 1
+    print(f"healthy: {url}")
+    return 0

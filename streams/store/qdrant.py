@@ -1,0 +1,117 @@
+"""The store over qdrant-client: a Qdrant server, or qdrant-client's local mode.
+
+store = QdrantStore.connect("http://qdrant:6333", api_key="...")
+store = QdrantStore.connect(path=Path("data/qdrant"))    # local mode on disk
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from qdrant_client import QdrantClient
+from qdrant_client import models as qm
+
+from streams.store.base import ITEMS, USERS, Hit, Store, StoreError, point_id
+
+
+class QdrantStore(Store):
+    """The store over qdrant-client: a server, or local mode on disk or in memory."""
+
+    def __init__(self, client: QdrantClient, backend: str = "qdrant-server") -> None:
+        self.client = client
+        self.backend = backend
+
+    @classmethod
+    def connect(
+        cls, url: str | None = None, api_key: str | None = None, path: Path | None = None
+    ) -> QdrantStore:
+        """A server at ``url``; else local mode on disk at ``path``, or in memory when
+        ``path`` is None or ":memory:" (nothing persists: for tests and benchmarks)."""
+        if url:
+            return cls(QdrantClient(url=url, api_key=api_key))
+        if path is None or str(path) == ":memory:":
+            return cls(QdrantClient(location=":memory:"), "qdrant-local-memory")
+        path.mkdir(parents=True, exist_ok=True)
+        return cls(QdrantClient(path=str(path)), "qdrant-local")
+
+    def close(self) -> None:
+        self.client.close()
+
+    def collections(self) -> set[str]:
+        return {c.name for c in self._call(self.client.get_collections).collections}
+
+    def _create(self, name: str, dimension: int, named: Sequence[str]) -> None:
+        params = qm.VectorParams(size=dimension, distance=qm.Distance.COSINE)
+        config: Any = {n: params for n in named} if named else params
+        self._call(self.client.create_collection, name, vectors_config=config)
+
+    def aliases(self) -> dict[str, str]:
+        return {
+            a.alias_name: a.collection_name for a in self._call(self.client.get_aliases).aliases
+        }
+
+    def _point_aliases(self, targets: Mapping[str, str]) -> None:
+        """One request (atomic on a server): delete the old aliases, create the new ones."""
+        existing = self.aliases()
+        ops: list[Any] = []
+        for alias, target in targets.items():
+            if alias in existing:
+                ops.append(qm.DeleteAliasOperation(delete_alias=qm.DeleteAlias(alias_name=alias)))
+            ops.append(
+                qm.CreateAliasOperation(
+                    create_alias=qm.CreateAlias(collection_name=target, alias_name=alias)
+                )
+            )
+        self._call(self.client.update_collection_aliases, change_aliases_operations=ops)
+
+    def _upsert(self, name: str, points: Sequence[tuple[str, Any, dict[str, Any]]]) -> None:
+        structs = [qm.PointStruct(id=i, vector=v, payload=p) for i, v, p in points]
+        self._call(self.client.upsert, name, points=structs, wait=True)
+
+    def _drop(self, name: str) -> None:
+        self._call(self.client.delete_collection, name)
+
+    def _delete(self, name: str, ids: Sequence[str]) -> None:
+        self._call(self.client.delete, name, points_selector=qm.PointIdsList(points=list(ids)))
+
+    def _retrieve(
+        self, name: str, ids: Sequence[str], payload: Sequence[str] | bool, vectors: bool
+    ) -> list[Hit]:
+        records = self._call(
+            self.client.retrieve,
+            name,
+            ids=list(ids),
+            with_payload=payload if isinstance(payload, bool) else list(payload),
+            with_vectors=vectors,
+        )
+        return [Hit(str(r.id), r.payload or {}, vector=r.vector) for r in records]
+
+    def count(self, name: str) -> int:
+        return int(self._call(self.client.count, name).count)
+
+    def recommend(self, user_id: str, k: int = 10, exclude: Iterable[str] = ()) -> list[Hit]:
+        """The one call a downstream service makes: query ``items`` with the user's ``short``
+        vector, looked up from ``users`` by id (``lookup_from``)."""
+        skip: list[int | str | uuid.UUID] = [point_id("item", i) for i in exclude]
+        query_filter = qm.Filter(must_not=[qm.HasIdCondition(has_id=skip)]) if skip else None
+        points = self._call(
+            self.client.query_points,
+            ITEMS,
+            query=point_id("user", user_id),
+            lookup_from=qm.LookupLocation(collection=USERS, vector="short"),
+            query_filter=query_filter,
+            limit=k,
+            with_payload=True,
+        ).points
+        return [Hit(str(p.id), p.payload or {}, score=p.score) for p in points]
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, KeyError) as exc:
+            raise StoreError(f"Qdrant {fn.__name__} on {args[0] if args else ''}: {exc}") from exc
+        except Exception as exc:  # transport errors of the HTTP / gRPC client
+            raise StoreError(f"Qdrant {fn.__name__} failed: {exc}") from exc

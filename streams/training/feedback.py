@@ -1,0 +1,245 @@
+"""Fine-tuning from feedback: the job a worker's trigger starts (streams/worker/finetune.py).
+
+The worker's ``feedback`` agent turns each signal on the ``feedback`` topic into a training
+example (``EventProcessor.feedback``): the user's history before the signal (item ids,
+texts, times and weights as the stream folded them) paired with the item and its reward.
+Examples go to the ``examples`` topic (durable; bounded to 90 days and 1 GiB per partition)
+before the feedback is acknowledged, and count towards the worker's trigger. When it is
+due, the worker starts ``interest-stream finetune --feedback`` in its own process:
+
+1. read every example from the ``examples`` topic;
+2. hold out the newest positive examples by time (``HOLD_OUT_SHARE``, at least one);
+3. train (``export/finetune.py``) on the positives that arrived since the last feedback job
+   plus a replay sample of older ones (``REPLAY_SHARE``), with the items of the user's
+   negative signals as extra negatives;
+4. export, gate and promote or delete the candidate as every fine-tuning round does
+   (``streams/training.py``): the gate is Recall@10 of the hold-out's items, each ranked
+   among every item the examples name by the user vector computed as the stream computes
+   it (decayed, weighted, from the history);
+5. append the record to ``<models root>/finetune.jsonl`` (``"source": "feedback"``).
+
+One job at a time: the job holds the models root's lock; a job that finds it held raises
+:class:`~streams.training.rounds.JobRunning` (the CLI exits with ``JOB_BUSY_EXIT``).
+
+    record = run_feedback_job(settings, TrainConfig(steps=100))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from encoder.registry import ModelRegistry
+from streams.errors import StreamError
+from streams.kafka.client import kafka_security
+from streams.records import Example, ForgetMarker, decode_example
+from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from export.finetune import TrainConfig, TrainingData
+
+HOLD_OUT_SHARE = 0.1  # of the positive examples, the newest
+REPLAY_SHARE = 0.25  # of a job's training examples, drawn from before the last job
+MAX_EXAMPLES = 200_000  # read at most this many (the newest) from the topic
+READ_TIMEOUT_S = 300.0  # reading the examples topic to its end
+K = 10
+
+
+def read_examples(settings: Settings, limit: int = MAX_EXAMPLES) -> list[Example | ForgetMarker]:
+    """Every example in the ``examples`` topic (the newest ``limit``), oldest first."""
+    return asyncio.run(_read(settings, limit))
+
+
+async def _read(settings: Settings, limit: int) -> list[Example | ForgetMarker]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        **kafka_security(settings),
+    )
+    await consumer.start()
+    try:
+        topic = settings.topic("examples")
+        await consumer._client.force_metadata_update()  # see a topic made after start
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not parts:
+            return []
+        consumer.assign(parts)
+        ends = await consumer.end_offsets(parts)
+        starts = await consumer.beginning_offsets(parts)
+        left = {tp: ends[tp] - starts[tp] for tp in parts}
+        for tp in parts:
+            consumer.seek(tp, starts[tp])
+        out: list[Example | ForgetMarker] = []
+        deadline = time.monotonic() + READ_TIMEOUT_S
+        while any(n > 0 for n in left.values()):
+            if time.monotonic() > deadline:
+                raise StreamError(
+                    f"reading {topic} timed out with {sum(left.values())} examples left "
+                    f"after {READ_TIMEOUT_S:.0f} s"
+                )
+            batches = await consumer.getmany(*[tp for tp in parts if left[tp] > 0], timeout_ms=2000)
+            for tp, messages in batches.items():
+                for m in messages:
+                    if m.offset < ends[tp]:
+                        out.append(decode_example(m.value))
+                left[tp] = ends[tp] - 1 - messages[-1].offset if messages else left[tp]
+        out.sort(key=lambda e: e.ts)
+        return out[-limit:]
+    finally:
+        await consumer.stop()
+
+
+def feedback_data(
+    records: list[Example | ForgetMarker], since: float | None, size: int, seed: int
+) -> tuple[TrainingData, list[tuple[int, int]], list[int]]:
+    """Training data from examples: (data, the job's training examples, the hold-out).
+
+    Each example is its own sequence: its history, then its item. Examples of a user who
+    asked to be forgotten, up to the forget time, are left out. ``since``: the newest
+    example time the last feedback job saw; positives after it are new, the rest may be
+    replayed. Negative examples (reward <= 0) become negatives of their user's sequences.
+    """
+    from export.finetune import TrainingData
+
+    index: dict[str, int] = {}
+    texts: list[str] = []
+
+    def item(item_id: str, text: str) -> int:
+        if item_id not in index:
+            index[item_id] = len(texts)
+            texts.append(text)
+        return index[item_id]
+
+    forgotten: dict[str, float] = {}  # user -> forget time (markers from the events agent)
+    for r in records:
+        if isinstance(r, ForgetMarker):
+            forgotten[r.user_id] = max(r.ts, forgotten.get(r.user_id, r.ts))
+    examples = [
+        r for r in records if isinstance(r, Example) and r.ts > forgotten.get(r.user_id, -math.inf)
+    ]
+    sequences: list[np.ndarray] = []
+    times: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
+    owners: list[str] = []
+    negative_items: dict[str, set[int]] = defaultdict(set)
+    positives: list[int] = []
+    for ex in examples:
+        target = item(ex.item_id, ex.item_text)
+        if ex.reward <= 0:
+            negative_items[ex.user_id].add(target)
+            continue
+        if not ex.history:
+            continue
+        positives.append(len(sequences))
+        sequences.append(np.asarray([item(h.item_id, h.text) for h in ex.history] + [target]))
+        times.append(np.asarray([h.ts for h in ex.history] + [ex.ts], dtype=np.float64))
+        weights.append(np.asarray([h.weight for h in ex.history] + [0.0], dtype=np.float64))
+        owners.append(ex.user_id)
+    data = TrainingData(
+        texts=texts,
+        sequences=sequences,
+        times=times,
+        weights=weights,
+        negatives=[np.asarray(sorted(negative_items[u]), dtype=np.int64) for u in owners],
+    )
+    positives.sort(key=lambda s: times[s][-1])
+    n_hold = max(1, math.ceil(len(positives) * HOLD_OUT_SHARE)) if len(positives) > 1 else 0
+    hold_out = positives[len(positives) - n_hold :]
+    train = positives[: len(positives) - n_hold]
+    new = [s for s in train if since is None or times[s][-1] > since]
+    old = [s for s in train if since is not None and times[s][-1] <= since]
+    rng = np.random.default_rng(seed)
+    n_new = min(len(new), size - min(len(old), int(size * REPLAY_SHARE)))
+    n_old = min(len(old), size - n_new)
+    picked = list(rng.choice(new, n_new, replace=False)) if n_new else []
+    picked += list(rng.choice(old, n_old, replace=False)) if n_old else []
+    return data, [(int(s), len(sequences[s]) - 1) for s in picked], hold_out
+
+
+def hold_out_recall(
+    model_dir: Path, data: TrainingData, hold_out: list[int], half_life_s: float, settings: Settings
+) -> dict[str, float]:
+    """Recall@10 and MRR@10 of the hold-out's items among every item of ``data``, by the
+    user vector the stream would hold (decayed, weighted history), history excluded."""
+    from streams.evaluation.run import encode_items
+
+    vectors, _ = encode_items(data.texts, model_dir, settings, progress=False)
+    hits, rr = 0, 0.0
+    for s in hold_out:
+        seq, t, w = data.sequences[s], data.times[s], data.weights[s]
+        decay = w[:-1] * np.exp2((t[:-1] - t[:-1].max()) / half_life_s)
+        user = decay @ vectors[seq[:-1]]
+        scores = vectors @ user
+        scores[seq[:-1]] = -np.inf
+        target = seq[-1]
+        rank = int((scores > scores[target]).sum())
+        if rank < K:
+            hits += 1
+            rr += 1 / (rank + 1)
+    n = len(hold_out)
+    return {
+        "recall@10": hits / n if n else 0.0,
+        "mrr@10": rr / n if n else 0.0,
+        "examples": float(n),
+        "items": float(len(data.texts)),
+    }
+
+
+def last_feedback_ts(models_root: Path) -> float | None:
+    """The newest example time the last feedback job trained on (finetune.jsonl)."""
+    from streams.training.rounds import LOG_FILE
+
+    path = models_root / LOG_FILE
+    if not path.exists():
+        return None
+    seen = [
+        r["data"].get("to_ts")
+        for r in map(orjson.loads, path.read_bytes().splitlines())
+        if r.get("source") == "feedback"
+    ]
+    seen = [t for t in seen if t is not None]
+    return max(seen) if seen else None
+
+
+def run_feedback_job(settings: Settings, config: TrainConfig, progress: bool = True) -> dict:
+    """One fine-tuning round on the stored examples; the record it appended."""
+    from streams.training.rounds import LOG_FILE, job_lock, run_round
+
+    root = settings.models_root
+    registry = ModelRegistry(root)
+    if registry.current() is None:
+        raise StreamError(f"no current model version under {root}: run `interest-stream export`")
+    with job_lock(root):
+        examples = read_examples(settings)
+        data, picked, hold_out = feedback_data(
+            examples, last_feedback_ts(root), config.steps * config.batch_size, config.seed
+        )
+        if not picked or not hold_out:
+            raise StreamError(
+                f"not enough feedback to train on: {len(examples)} examples, "
+                f"{len(picked)} to train and {len(hold_out)} to hold out (both need one)"
+            )
+        half_life = settings.half_life_short_s
+        record = run_round(
+            registry,
+            data,
+            picked,
+            config,
+            {},
+            lambda path: {"validation": hold_out_recall(path, data, hold_out, half_life, settings)},
+            progress,
+        )
+        record["source"] = "feedback"
+        record["data"]["to_ts"] = max(float(data.times[s][-1]) for s, _ in picked)
+        record["data"]["hold_out"] = len(hold_out)
+        with (root / LOG_FILE).open("ab") as fh:
+            fh.write(orjson.dumps(record) + b"\n")
+    return record

@@ -1,0 +1,36 @@
+"""Running a worker process: topics, metrics endpoint, the Faust app, Faust's worker loop.
+
+run_worker(Settings())                                  # interest-stream worker
+run_worker(settings, store_factory=lambda s: faulty)    # the fault scenarios' worker
+"""
+
+from __future__ import annotations
+
+import sys
+
+import faust
+
+from streams.kafka.topics import ensure_topics
+from streams.settings import Settings
+from streams.store import store_for
+from streams.worker.app import StoreFactory, build_app
+from streams.worker.logs import logging_config
+from streams.worker.metrics import Metrics
+
+
+def run_worker(
+    settings: Settings, loglevel: str | None = None, store_factory: StoreFactory = store_for
+) -> None:
+    """Create the missing topics, serve the metrics, run the agents until stopped."""
+    created = ensure_topics(settings)
+    if created:
+        print(f"created topics {created}", file=sys.stderr)
+    metrics = Metrics()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_host, settings.metrics_port)
+    app = build_app(settings, metrics, store_factory)
+    level = loglevel or settings.log_level
+    worker = faust.Worker(
+        app, loglevel=level, logging_config=logging_config(level, settings.log_format)
+    )
+    worker.execute_from_commandline()

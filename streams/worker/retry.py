@@ -1,0 +1,61 @@
+"""The worker's retry policy: transient failures are retried with back-off, bugs are told.
+
+    retry = Retry(metrics)
+    outcome = await retry(lambda: processor.events(records), "events window")
+
+A :class:`~streams.errors.TransientError` (Qdrant, the encoder or the broker away) is
+retried with a warning and exponential back-off up to ``max_s``; meanwhile the agent takes
+no more records (back-pressure) and nothing is dead-lettered. Anything else is a bug: it is
+logged with its traceback and counted in ``interest_unexpected_errors{what}``, then retried
+the same way, so nothing the window holds is lost or committed unwritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from streams.errors import TransientError
+from streams.store import StoreError
+from streams.worker.metrics import Metrics
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Retry:
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        first_s: float = 0.5,
+        max_s: float = 30.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.metrics = metrics
+        self.first_s = first_s
+        self.max_s = max_s
+        self.sleep = sleep
+
+    async def __call__(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        backoff = self.first_s
+        while True:
+            try:
+                return await call()
+            except TransientError as exc:
+                self.metrics.retries.labels(what).inc()
+                if isinstance(exc, StoreError):
+                    self.metrics.qdrant_errors.inc()
+                log.warning("%s failed (%s); retrying in %.1f s", what, exc, backoff)
+            except Exception:
+                self.metrics.unexpected.labels(what).inc()
+                log.exception(
+                    "%s failed with an unexpected error (a bug: please report it); "
+                    "retrying in %.1f s",
+                    what,
+                    backoff,
+                )
+            await self.sleep(backoff)
+            backoff = min(backoff * 2, self.max_s)

@@ -1,0 +1,85 @@
+"""User state in Faust tables: one table per model version, changelogged to Kafka.
+
+    table = state_table(app, version, partitions=4)     # "user-state-<version>"
+    states = TableStates(table)                         # user_id -> state bytes
+    await table.delivered()                             # before a window is acknowledged
+
+The state's sums are made of one model's vectors, so each version has its own table: a
+worker started on another version never folds new vectors into sums of the old one. The
+table is keyed by the user id's UTF-8 bytes and partitioned by the same partitioner as the
+event topics, so each user's state lives in the partition of its events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+import faust
+
+
+class StateTable(faust.Table):
+    """A Faust table that remembers its changelog records until the broker has them.
+
+    Faust commits offsets after flushing its producer buffer, but that flush gives up after
+    0.1 s without a delivery (faust ``ProducerBuffer.flush_atmost``): under load a commit
+    can overtake the changelog record of the state it covers, and a crash then loses that
+    state. The agents therefore wait for :meth:`delivered` before they acknowledge a window.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_flight: list[asyncio.Future[Any]] = []
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        fut = super().send_changelog(*args, **kwargs)
+        self.in_flight.append(fut)
+        return fut
+
+    async def delivered(self) -> None:
+        """Wait until every changelog record sent so far is acknowledged by the broker."""
+        if self.in_flight:
+            await asyncio.gather(*list(self.in_flight))
+            self.in_flight = [f for f in self.in_flight if not f.done()]
+
+
+def state_table(app: faust.App, version: str, partitions: int) -> StateTable:
+    """The table of one model version's user states, added to ``app``."""
+    table = StateTable(
+        app,
+        name=f"user-state-{version}",
+        default=None,
+        beacon=app.tables.beacon,
+        key_type=bytes,  # bytes keys and values: Faust picks its raw codec for both
+        value_type=bytes,  # InterestState.to_bytes()
+        partitions=partitions,
+        use_partitioner=True,
+    )
+    app.tables.add(table)
+    return table
+
+
+class TableStates(MutableMapping[str, Any]):
+    """A Faust table seen as ``user_id -> state bytes`` (keys stored as UTF-8 bytes)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.table.get(key.encode())
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.table[key.encode()] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.table[key.encode()]
+
+    def __iter__(self) -> Iterator[str]:
+        return (k.decode() for k in self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)

@@ -1,0 +1,149 @@
+"""The agents' loop: a window of Kafka records in, its acknowledgement out.
+
+    runner = WindowRunner("events", topic_kinds, processing.events, output, retry)
+    await runner.run(stream, events=256, within_s=0.25)      # an agent's whole body
+    outcome = await runner.window(records, ack)              # one window (unit tests)
+
+For each window (``events`` records or ``within_s`` seconds, whichever comes first):
+
+1. keep the records that continue their partitions: a hole Faust can leave around a
+   restart or a rebalance is read again (streams/worker/gaps.py);
+2. process them (the processor's work for this agent), under the retry policy;
+3. wait until the changelog records of the states the window changed are delivered;
+4. send its bad records to the dead-letter topic and its examples to the examples topic,
+   each acknowledged by the broker;
+5. tell the observer (metrics, statistics, the fine-tuning trigger);
+6. acknowledge the window's records: offsets are committed only after what covers them.
+
+Everything that leaves the runner goes through a :class:`WindowOutput`, so a unit test
+passes a fake output and a list of records, and needs no broker.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from typing import Any, Literal, Protocol
+
+from streams.deadletter import dead_letter
+from streams.errors import StreamError
+from streams.processor import Outcome, RawRecord
+from streams.records import Example, ForgetMarker
+from streams.worker.gaps import GapGuard
+from streams.worker.retry import Retry
+
+Agent = Literal["items", "events", "feedback"]
+MAX_RECORD_BYTES = 16 * 1024 * 1024  # the broker's and the producer's limit
+DEAD_LETTER_BYTES = MAX_RECORD_BYTES - 64 * 1024  # room for the error headers
+
+Work = Callable[[Sequence[RawRecord]], Awaitable[Outcome]]
+Ack = Callable[[Any], Awaitable[Any]]
+Observer = Callable[[Agent, Outcome, list[float], float], None]
+
+
+class WindowOutput(Protocol):
+    """Where a window's results go besides the store (Kafka, in the worker)."""
+
+    async def dead_letter(self, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        """Send one dead letter and wait until the broker has it."""
+
+    async def examples(self, records: Sequence[Example | ForgetMarker]) -> None:
+        """Send training examples and wait until the broker has them."""
+
+    async def changelog_delivered(self) -> None:
+        """Wait until the changelog records of the states changed so far are delivered."""
+
+
+class Partitions(Protocol):
+    """Where the consumer stands: committed offsets, and reading a partition again."""
+
+    def committed(self) -> Mapping[Hashable, int | None]: ...
+
+    async def read_again(self, tp: Any, offset: int, where: str) -> None: ...
+
+
+class WindowRunner:
+    def __init__(
+        self,
+        agent: Agent,
+        topic_kinds: Mapping[str, str],
+        work: Work,
+        output: WindowOutput,
+        retry: Retry,
+        *,
+        partitions: Partitions | None = None,
+        observe: Observer | None = None,
+    ) -> None:
+        self.agent = agent
+        self.topic_kinds = topic_kinds  # full topic name -> its kind: clicks, items, ...
+        self.work = work
+        self.output = output
+        self.retry = retry
+        self.partitions = partitions  # None: no hole checks (tests, tools)
+        self.observe = observe
+        self.guard = GapGuard()
+        self.busy = False  # inside a window (the idle-partition check leaves it alone)
+
+    async def run(self, stream: Any, events: int, within_s: float) -> None:
+        """Take ``stream`` (a Faust stream) window by window, forever."""
+        async for window in stream.noack_take(events, within=within_s):
+            self.busy = True
+            try:
+                await self.window(window, stream.ack)
+            finally:
+                self.busy = False
+
+    async def window(self, window: Sequence[Any], ack: Ack) -> Outcome | None:
+        """One window of Faust events (each with a ``.message``); None if none was kept."""
+        events = await self._without_holes(window)
+        if not events:
+            return None
+        records = [RawRecord.of(self._kind(e.message.topic), e.message) for e in events]
+        outcome = await self.retry(functools.partial(self.work, records), f"{self.agent} window")
+        await self.output.changelog_delivered()
+        acked_s = time.time()
+        for rec, error in outcome.dead:
+            value, headers = dead_letter(
+                rec.value,
+                rec.headers,
+                rec.topic,
+                rec.partition,
+                rec.offset,
+                error,
+                max_bytes=DEAD_LETTER_BYTES,
+            )
+            await self.retry(
+                functools.partial(self.output.dead_letter, value, headers), "dead letter"
+            )
+        if outcome.examples:  # durable in the examples topic before the records are acked
+            await self.retry(functools.partial(self.output.examples, outcome.examples), "examples")
+        if self.observe is not None:
+            self.observe(self.agent, outcome, [e.message.timestamp for e in events], acked_s)
+        for event in events:
+            await ack(event)
+        return outcome
+
+    def _kind(self, topic: str) -> str:
+        kind = self.topic_kinds.get(topic)
+        if kind is None:
+            raise StreamError(
+                f"the {self.agent} agent got a record of topic {topic!r}, not its own"
+            )
+        return kind
+
+    async def _without_holes(self, window: Sequence[Any]) -> list[Any]:
+        """The window's records that continue their partitions (streams/worker/gaps.py)."""
+        if self.partitions is None:
+            return list(window)
+        committed = self.partitions.committed()
+        taken = []
+        for e in window:
+            tp = e.message.tp
+            verdict = self.guard.check(tp, e.message.offset, committed.get(tp))
+            if verdict.seek_to is not None:
+                where = f"before offset {e.message.offset}"
+                await self.partitions.read_again(tp, verdict.seek_to, where)
+            if verdict.take:
+                taken.append(e)
+        return taken

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from streams.cli import main
+
+
+def test_runtime_imports_without_torch() -> None:
+    code = (
+        "import sys, encoder, encoder.bench, streams.cli, streams.worker.app, streams.worker.main,"
+        " streams.training.rounds, streams.training.feedback, streams.rollout.dual,"
+        " streams.evaluation.run, streams.evaluation.pipeline, streams.evaluation.report;"
+        "bad = [m for m in ('torch', 'transformers') if m in sys.modules];"
+        "sys.exit(f'imported {bad}' if bad else 0)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_export_prints_json(tiny_source_dir: Path, tmp_path: Path, capsys) -> None:
+    assert main(["export", "--model", str(tiny_source_dir), "--out", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["precision"] == "fp32" and out["current"] is True
+    assert Path(out["path"], "manifest.json").is_file()
+    assert out["parity"]["fp32_max_abs_diff"] <= 1e-4
+
+
+def test_bench_encoder_prints_the_promised_keys(tiny_model_dir: Path, capsys) -> None:
+    args = [
+        "bench",
+        "encoder",
+        "--model",
+        str(tiny_model_dir),
+        "--texts",
+        "64",
+        "--rounds",
+        "1",
+        "--callers",
+        "4",
+        "--batch-sizes",
+        "16,32",
+        "--baseline",
+        str(tiny_model_dir),
+        "--json",
+    ]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in (
+        "raw_texts_per_s",
+        "encoder_texts_per_s",
+        "ratio",
+        "p50_ms",
+        "p99_ms",
+        "precision",
+        "provider",
+        "batch_size",
+        "texts",
+    ):
+        assert key in out
+    assert out["texts"] == 64 and out["encoder_texts_per_s"] > 0
+    assert out["baseline_version"] == out["version"] and out["speedup_vs_baseline"] > 0
+
+
+def test_errors_are_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
+    assert main(["bench", "encoder", "--model", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("interest-stream: error:") and "export" in err
+
+
+def test_no_command_prints_help(capsys) -> None:
+    assert main([]) == 2
+    assert "export" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["export", "--precision", "int4"]])
+def test_bad_arguments_exit_2(argv) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--rate", "0"), ("--rate", "fast"), ("--rate", "nan"), ("--wait-items", "-1")],
+)
+def test_bad_replay_options_are_one_line_errors(flag, value, tmp_path: Path, capsys) -> None:
+    assert main(["replay", "--path", str(tmp_path), flag, value]) == 2  # before any broker
+    err = capsys.readouterr().err
+    assert err.startswith("interest-stream: error:") and flag in err
+
+
+def test_switch_drops_the_old_version_after_its_grace_period_and_drop_refuses_the_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streams.store import open_store
+
+    path = tmp_path / "qdrant"
+    store = open_store(path=path)
+    for v in ("v1", "v2"):
+        store.ensure_version(v, 4)
+    store.close()
+    monkeypatch.setenv("INTEREST_QDRANT_PATH", str(path))
+    assert main(["switch", "v2", "--drop-old-after", "-1"]) == 2
+    assert main(["drop", "v1"]) == 2  # served
+    assert "served by the aliases" in capsys.readouterr().err
+    assert main(["switch", "v2", "--drop-old-after", "0.1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"before": "v1", "serving": "v2", "dropped": ["items__v1", "users__v1"]}
+    assert main(["drop", "v1"]) == 0
+    assert "nothing" in capsys.readouterr().out
+
+
+def test_switch_points_both_aliases_and_refuses_an_unbuilt_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streams.store import open_store
+
+    path = tmp_path / "qdrant"
+    store = open_store(path=path)
+    store.ensure_version("v1", 4)
+    store.ensure_version("v2", 4)  # built, not served
+    store.close()
+    monkeypatch.setenv("INTEREST_QDRANT_PATH", str(path))
+    assert main(["switch", "v3"]) == 2
+    assert "no items__v3, users__v3" in capsys.readouterr().err
+    assert main(["switch", "v2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "before": "v1",
+        "serving": "v2",
+        "dropped": [],
+    }
+    assert main(["switch", "v1"]) == 0  # roll-back
+    assert "v2 -> v1" in capsys.readouterr().err
+    store = open_store(path=path)
+    try:
+        assert store.aliases() == {"items": "items__v1", "users": "users__v1"}
+    finally:
+        store.close()

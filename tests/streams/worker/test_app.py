@@ -1,0 +1,93 @@
+"""Pieces of the Faust app that need no broker."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from streams.worker.app import StateTable
+
+
+def test_a_window_is_acknowledged_only_after_its_changelog_records_are_delivered() -> None:
+    async def body() -> None:
+        table = object.__new__(StateTable)  # the waiting logic only; no app, no broker
+        table.in_flight = []
+        loop = asyncio.get_running_loop()
+        first, second = loop.create_future(), loop.create_future()
+        table.in_flight += [first, second]
+        waiter = asyncio.ensure_future(table.delivered())
+        first.set_result(None)
+        await asyncio.sleep(0.01)
+        assert not waiter.done()  # one record still in flight
+        second.set_result(None)
+        await asyncio.wait_for(waiter, 1)
+        assert table.in_flight == []
+
+    asyncio.run(body())
+
+
+def test_a_failed_changelog_delivery_is_not_swallowed() -> None:
+    async def body() -> None:
+        table = object.__new__(StateTable)
+        failed = asyncio.get_running_loop().create_future()
+        failed.set_exception(ConnectionError("broker gone"))
+        table.in_flight = [failed]
+        with pytest.raises(ConnectionError):
+            await table.delivered()
+
+    asyncio.run(body())
+
+
+def test_each_model_version_has_its_own_state_table(tmp_path, tiny_model_dir) -> None:
+    """Sums of one model's vectors never meet another model's vectors."""
+    from encoder.manifest import read_manifest
+    from streams.settings import Settings
+    from streams.worker.app import build_app
+
+    version = read_manifest(tiny_model_dir).version
+    app = build_app(Settings(model_dir=tiny_model_dir, data_dir=tmp_path))
+    assert list(app.tables) == [f"user-state-{version}"]
+
+
+def test_a_worker_without_a_model_fails_at_once(tmp_path) -> None:
+    from encoder.errors import ModelLoadError
+    from streams.settings import Settings
+    from streams.worker.app import build_app
+
+    with pytest.raises(ModelLoadError, match="interest-stream export"):
+        build_app(Settings(model_dir=tmp_path / "none", data_dir=tmp_path))
+
+
+def test_faust_keeps_its_files_under_the_data_directory(tmp_path) -> None:
+    from streams.settings import Settings
+    from streams.worker.app import faust_app
+
+    app = faust_app(Settings(data_dir=tmp_path, consumer_group="g1"))
+    assert app.conf.appdir == tmp_path / "faust" / "g1" / "v1"
+
+
+def test_a_rollout_starts_only_from_another_served_version_whose_model_is_at_hand(
+    tmp_path,
+) -> None:
+    import pytest
+
+    from streams.errors import StreamError
+    from streams.rollout.dual import rollout_from
+    from streams.settings import Settings
+    from streams.store import open_store
+
+    models = tmp_path / "models"
+    (models / "v1").mkdir(parents=True)
+    settings = Settings(data_dir=tmp_path, model_dir=models, rollout=True)
+    store = open_store(path=settings.qdrant_location, backend=settings.qdrant_backend)
+    assert rollout_from(settings, "v2", store) is None  # nothing served yet
+    store.ensure_version("v1", 8)  # the aliases serve v1
+    assert rollout_from(settings, "v1", store) is None  # served already
+    assert rollout_from(settings, "v2", store) == "v1"
+    off = Settings(data_dir=tmp_path, model_dir=models)
+    assert rollout_from(off, "v2", store) is None
+    (models / "v1").rmdir()
+    with pytest.raises(StreamError, match="the served version's model is not in"):
+        rollout_from(settings, "v2", store)
+    store.close()

@@ -1,0 +1,55 @@
+"""The private worker subprocess of bench e2e and eval --through-pipeline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from streams.errors import StreamError
+from streams.settings import Settings
+from streams.worker.spawn import SpawnedWorker, private_settings, worker_env
+
+
+def test_every_setting_reaches_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(
+        half_life_short_s=3600,
+        window_ms=100,
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism="PLAIN",
+        kafka_sasl_username="u",
+        kafka_sasl_password=SecretStr("p"),
+        data_dir=Path("relative"),
+    )
+    env = worker_env(settings)
+    assert env["INTEREST_KAFKA_SASL_PASSWORD"] == "p"  # the value, not "**********"
+    assert Path(env["INTEREST_DATA_DIR"]).is_absolute()
+    assert "INTEREST_QDRANT_URL" not in env  # None: left to the default
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    again = Settings()
+    assert (
+        again.model_dump()
+        == settings.model_copy(update={"data_dir": Path("relative").absolute()}).model_dump()
+    )
+
+
+def test_a_dead_worker_is_reported_with_its_log(tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    with log.open("wb") as fh:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "print('cannot load the model'); raise SystemExit(3)"],
+            stdout=fh,
+        )
+        process.wait()
+    worker = SpawnedWorker(process, log, tmp_path / "q", tmp_path / "s.json")
+    with pytest.raises(StreamError, match=r"(?s)exited with code 3.*cannot load the model"):
+        worker.check()
+
+
+def test_without_a_broker_it_says_how_to_start_one() -> None:
+    with pytest.raises(StreamError, match=r"no Kafka broker at 127\.0\.0\.1:9 .*kafka start"):
+        private_settings(Settings(kafka_bootstrap="127.0.0.1:9"), "x")

@@ -1,0 +1,93 @@
+"""The rooms of DESIGN.md, checked on the source: no import circle, the runtime without
+torch, the worker without the training jobs, tools without each other's private names."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("streams", "encoder", "export")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+
+
+def imports(path: Path, top_level_only: bool) -> list[tuple[str, list[str]]]:
+    """(module, names) of each ``import`` / ``from ... import``; the module's top level
+    only (what runs at import time), or every one, lazy ones inside functions too."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found: list[tuple[str, list[str]]] = []
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.append((node.module, [a.name for a in node.names]))
+        elif isinstance(node, ast.Import):
+            found.extend((a.name, []) for a in node.names)
+    return found
+
+
+def resolve(name: str, known: dict[str, Path]) -> str | None:
+    """The project module an import names (a name inside a package resolves to it)."""
+    while name and name not in known:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def test_no_import_circle_at_import_time() -> None:
+    known = modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in known.items():
+        deps = set()
+        for module, names in imports(path, top_level_only=True):
+            for target in [f"{module}.{n}" for n in names] or [module]:
+                dep = resolve(target, known)
+                if dep and dep != name and not name.startswith(dep + "."):
+                    deps.add(dep)  # a package's own __init__ is imported first: not a circle
+        graph[name] = deps
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                pytest.fail("import circle: " + " -> ".join([*path, node, dep]))
+            if dep not in state:
+                visit(dep, [*path, node])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])
+
+
+@pytest.mark.parametrize("room", ["streams/worker", "streams/store", "streams/kafka", "encoder"])
+def test_the_runtime_never_imports_torch_or_a_training_job(room: str) -> None:
+    for path in (ROOT / room).rglob("*.py"):
+        for module, _ in imports(path, top_level_only=False):
+            assert not module.startswith(("torch", "transformers", "export", "streams.training")), (
+                f"{path.relative_to(ROOT)} imports {module}"
+            )
+
+
+@pytest.mark.parametrize("room", ["streams/cli", "streams/bench", "streams/rollout"])
+def test_tools_import_nothing_private(room: str) -> None:
+    for path in (ROOT / room).rglob("*.py"):
+        for module, names in imports(path, top_level_only=False):
+            private = [n for n in names if n.startswith("_") and n != "__version__"]
+            assert not private, f"{path.relative_to(ROOT)} imports {private} from {module}"
+
+
+def test_nothing_is_left_flat_in_streams() -> None:
+    """The domain core stays at the top of streams/; everything else lives in its room."""
+    core = {"__init__", "settings", "errors", "records", "interest", "processor", "deadletter"}
+    flat = {p.stem for p in (ROOT / "streams").glob("*.py")}
+    assert flat <= core, f"modules outside a room: {sorted(flat - core)}"
