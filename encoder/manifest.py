@@ -25,7 +25,9 @@ FORMAT = 1
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 MANIFEST_FILE = "manifest.json"
+HEAD_FILE = "head.npz"  # the learned interest head, when the version has one
 CONTENT_FILES = (MODEL_FILE, TOKENIZER_FILE)
+OPTIONAL_FILES = (HEAD_FILE,)
 POOLINGS = ("mean", "cls", "max")
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -43,11 +45,15 @@ class Manifest:
     parity: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     created_at: str = ""
     format: int = FORMAT
+    # The learned interest head (streams/training/head.py): its dimension, items, half-life
+    # and training record; empty when the version serves the encoder's vectors as they are.
+    head: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> bytes:
         data = dataclasses.asdict(self)
         data["files"] = dict(self.files)
         data["parity"] = dict(self.parity)
+        data["head"] = dict(self.head)
         return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
 
     @classmethod
@@ -61,7 +67,7 @@ class Manifest:
         if data.get("format") != FORMAT:
             raise ManifestError(f"{where}: format {data.get('format')!r}, expected {FORMAT}")
         fields = {f.name for f in dataclasses.fields(cls)}
-        missing = sorted(fields - {"parity", "created_at", "format"} - set(data))
+        missing = sorted(fields - {"parity", "created_at", "format", "head"} - set(data))
         if missing:
             raise ManifestError(f"{where}: missing fields {missing}")
         manifest = cls(**{k: v for k, v in data.items() if k in fields})
@@ -83,6 +89,8 @@ def _check(m: Manifest, where: str) -> None:
         problems.append(f"precision must be one of {PRECISIONS}")
     if not isinstance(m.files, Mapping) or set(CONTENT_FILES) - set(m.files):
         problems.append(f"files must list sha256 for {CONTENT_FILES}")
+    elif bool(m.head) != (HEAD_FILE in m.files):
+        problems.append(f"a head needs {HEAD_FILE} in files, and {HEAD_FILE} a head")
     if problems:
         raise ManifestError(f"{where}: " + "; ".join(problems))
 
@@ -96,8 +104,10 @@ def sha256_file(path: Path) -> str:
 
 
 def content_version(hashes: Mapping[str, str]) -> str:
-    """The content address of a model: 12 hex digits over its files' hashes."""
-    joined = "\n".join(f"{name}:{hashes[name]}" for name in CONTENT_FILES)
+    """The content address of a model: 12 hex digits over its files' hashes (a head's too,
+    when it has one; a version without one keeps the address it always had)."""
+    names = [*CONTENT_FILES, *(n for n in OPTIONAL_FILES if n in hashes)]
+    joined = "\n".join(f"{name}:{hashes[name]}" for name in names)
     return hashlib.sha256(joined.encode()).hexdigest()[:12]
 
 

@@ -4,7 +4,7 @@
     interest-stream bench encoder [--model DIR] [--json]
 
 Each module here (``export``, ``bench``, ``kafka``, ``produce``, ``recommend``,
-``evaluate``, ``rollout``, ``finetune``, ``worker``) adds its parsers and owns their
+``evaluate``, ``train``, ``rollout``, ``finetune``, ``worker``) adds its parsers and owns their
 handlers; the domain logic lives in the domain's folder. Progress and steps go to stderr,
 figures to stdout (``--json`` for machines). Errors of our own packages print one line and
 exit 2; anything else is a bug and shows its traceback.
@@ -26,11 +26,12 @@ from streams.cli import (
     produce,
     recommend,
     rollout,
+    train,
     worker,
 )
 
 # In the order of `interest-stream --help`.
-FAMILIES = (export, bench, kafka, produce, recommend, evaluate, rollout, finetune, worker)
+FAMILIES = (export, bench, kafka, produce, recommend, evaluate, train, rollout, finetune, worker)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

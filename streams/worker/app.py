@@ -32,7 +32,7 @@ from encoder.manifest import read_manifest
 from encoder.model import load_model
 from encoder.registry import resolve_model_dir
 from encoder.service import Encoder
-from streams.errors import BrokerUnavailable
+from streams.errors import BrokerUnavailable, StreamError
 from streams.kafka.client import broker_credentials
 from streams.kafka.topics import EVENT_TOPICS
 from streams.processor import EventProcessor, Outcome, ProcessorConfig, RawRecord, load_concepts
@@ -191,7 +191,14 @@ class Worker:
         self.store_factory = store_factory
         self.app = app = faust_app(settings)
         self.model_dir = resolve_model_dir(settings.models_root)  # fixed for this worker's life
-        self.version = read_manifest(self.model_dir).version
+        manifest = read_manifest(self.model_dir)
+        if manifest.head:
+            raise StreamError(
+                f"model version {manifest.version} carries a learned interest head, which "
+                "this worker does not serve yet: point CURRENT (or INTEREST_MODEL_DIR) at "
+                f"its parent encoder version {manifest.parent}"
+            )
+        self.version = manifest.version
         metrics.model.labels(self.version).set(1)
         self.table = state_table(app, self.version, settings.topic_partitions)
         self.old_version = self._rollout_source()

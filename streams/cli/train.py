@@ -1,0 +1,140 @@
+"""``interest-stream train``: learn the interest head, compare it with the baselines, and
+write it into a model version (the ``train`` extra: torch)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from streams.cli.common import data_arguments, print_json, split_and_settings
+
+
+def add_parsers(sub: Any) -> None:
+    tr = sub.add_parser(
+        "train",
+        help="learn the interest head over the item vectors; compare it with popularity, "
+        "zero-shot and SASRec trained here (needs the train extra)",
+        description="Trains the two-tower interest head (history side A·e + h, item side "
+        "B·e + v with a bias) on every training prefix, epochs chosen on validation, over "
+        "--seeds seeds; SASRec likewise; a cold-start row holds out the newest items. "
+        "Prints test-split figures. Data as for eval.",
+    )
+    data_arguments(tr)
+    tr.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="model version directory or models root (default: the settings' models root)",
+    )
+    tr.add_argument("--seeds", type=int, default=3, help="seeds per trained row (default: 3)")
+    tr.add_argument("--dim", type=int, default=128, help="the head's dimension (default: 128)")
+    tr.add_argument(
+        "--half-life",
+        default="none",
+        metavar="SECONDS|none",
+        help="the decay of the user's sum, in seconds of event time (default: none)",
+    )
+    tr.add_argument("--epochs", type=int, default=30, help="at most (default: 30)")
+    tr.add_argument("--learning-rate", type=float, default=3e-3)
+    tr.add_argument("--id-dropout", type=float, default=0.3, help="share of per-item parts dropped")
+    tr.add_argument("--no-sasrec", dest="sasrec", action="store_false", help="skip SASRec")
+    tr.add_argument("--sasrec-epochs", type=int, default=400, help="at most (default: 400)")
+    tr.add_argument(
+        "--cold-share",
+        type=float,
+        default=0.15,
+        help="newest share of the items held out for the cold-start row (0: none)",
+    )
+    tr.add_argument(
+        "--write",
+        action="store_true",
+        help="write the best seed's head into a new model version beside the encoder's "
+        "(not made current: the worker does not serve heads yet)",
+    )
+    tr.add_argument("--json", action="store_true")
+    tr.set_defaults(func=cmd_train)
+
+
+def _half_life(text: str) -> float | None:
+    from streams.errors import StreamError
+
+    if text == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise StreamError(f"--half-life must be seconds > 0 or 'none', not {text!r}")
+    return value
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from encoder.manifest import read_manifest
+    from encoder.registry import ModelRegistry, resolve_model_dir
+    from streams.errors import StreamError
+
+    for name in ("seeds", "dim", "epochs", "sasrec_epochs"):
+        if getattr(args, name) < 1:
+            raise StreamError(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0 < args.learning_rate < math.inf:
+        raise StreamError(f"--learning-rate must be a positive number, not {args.learning_rate}")
+    for name in ("id_dropout", "cold_share"):
+        if not 0 <= getattr(args, name) < 1:
+            raise StreamError(f"--{name.replace('_', '-')} must be in [0, 1)")
+    half_life = _half_life(args.half_life)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise StreamError(
+            "train needs torch: pip install 'interest-stream[train]' (the train extra)"
+        ) from None
+    from streams.evaluation.run import encode_items
+    from streams.training.compare import CompareConfig, compare, format_report
+    from streams.training.head import HeadConfig
+    from streams.training.versions import write_head_version
+
+    split, settings = split_and_settings(args)
+    model_dir = resolve_model_dir(settings.models_root)
+    manifest = read_manifest(model_dir)
+    if manifest.head:
+        raise StreamError(
+            f"{model_dir} carries a head already: train from an encoder version (--model)"
+        )
+    if args.dim > manifest.dimension:
+        raise StreamError(f"--dim {args.dim} exceeds the encoder's {manifest.dimension}")
+    vectors, version = encode_items(split.texts, model_dir, settings)
+    head_config = HeadConfig(
+        dim=args.dim,
+        half_life_s=half_life,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        id_dropout=args.id_dropout,
+    )
+    config = CompareConfig(
+        seeds=args.seeds,
+        head=head_config,
+        sasrec=args.sasrec,
+        sasrec_epochs=args.sasrec_epochs,
+        cold_share=args.cold_share,
+    )
+    report, head = compare(split, vectors, version, settings, config)
+    if args.write:
+        root = model_dir.parent
+        meta = {
+            "half_life_s": half_life,
+            "best_seed": report["best_seed"],
+            "trained_on": split.counts,
+        }
+        new, created = write_head_version(root, version, head, meta)
+        ModelRegistry(root).path(new)  # it is there
+        report["written"] = {"version": new, "parent": version, "created": created}
+        print(f"head written as model version {new} (parent {version})", file=sys.stderr)
+    if args.json:
+        print_json(report)
+    else:
+        print(format_report(report))
+    return 0

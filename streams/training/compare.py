@@ -1,0 +1,221 @@
+"""``interest-stream train``: the learned head beside the baselines, in one run, on any split.
+
+    report = compare(split, vectors, version, settings, CompareConfig(seeds=3))
+
+Rows (test split, protocol of streams/evaluation/protocol.py), each trained row over
+``seeds`` seeds (mean and standard deviation):
+
+- ``popularity`` and ``zero-shot``: the stream's serving vector today (no training);
+- ``learned head``: the two-tower head (streams/training/head.py), epochs chosen on
+  validation; ``learned head, text part``: the same head with its per-item parts left out
+  (what an item nobody has touched yet gets);
+- ``SASRec``: the ID-only baseline trained here (streams/training/sasrec.py);
+- ``cold start``: the newest ``cold_share`` of the items (by first appearance) are held out
+  of training: Recall@10 of the users whose test target is one of them, for the head (its
+  text part ranks them), SASRec (which cannot) and popularity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any
+
+import numpy as np
+
+from streams.evaluation.metrics import metrics, rank_targets
+from streams.evaluation.protocol import Split, SplitName
+from streams.evaluation.rows import popularity_scores
+from streams.evaluation.run import evaluate
+from streams.settings import Settings
+from streams.training.head import Head, HeadConfig, train_head
+
+KEYS = ("recall@10", "ndcg@10", "recall@5", "ndcg@5")
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareConfig:
+    seeds: int = 3
+    head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
+    sasrec: bool = True
+    sasrec_epochs: int = 400
+    cold_share: float = 0.15  # 0: no cold-start rows
+
+
+def ranks_of(split: Split, which: SplitName, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Each user's 0-based rank of its target (history excluded), scoring by ``users @ items.T``."""
+    out = []
+    step = max(1, (1 << 24) // len(items))
+    for start in range(0, len(users), step):
+        chunk = range(len(split.users))[start : start + step]
+        scores = users[start : start + step] @ items.T
+        out.append(_ranks(split, which, chunk, scores))
+    return np.concatenate(out)
+
+
+def _ranks(split: Split, which: SplitName, chunk: range, scores: np.ndarray) -> np.ndarray:
+    targets = np.asarray([split.target(u, which) for u in chunk])
+    history = [split.sequences[u][: split.history_length(u, which)] for u in chunk]
+    return rank_targets(scores, targets, history)[0]
+
+
+def summary(ranks: np.ndarray, n_items: int) -> dict[str, float]:
+    m = metrics(ranks, np.zeros((0, 10), dtype=np.int64), n_items)
+    return {k: m[k] for k in KEYS}
+
+
+def cold_items(split: Split, share: float) -> np.ndarray:
+    """The newest ``share`` of the items by their first interaction (item indices)."""
+    first = np.full(len(split.items), np.inf)
+    for seq, times in zip(split.sequences, split.times, strict=True):
+        np.minimum.at(first, seq, times)
+    order = np.argsort(first, kind="stable")
+    return np.sort(order[len(order) - round(share * len(order)) :])
+
+
+def _mean_std(rows: list[dict[str, float]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"seeds": len(rows)}
+    for k in KEYS:
+        values = np.asarray([r[k] for r in rows])
+        out[k] = float(values.mean())
+        out[f"{k}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return out
+
+
+def compare(
+    split: Split,
+    vectors: np.ndarray,
+    version: str,
+    settings: Settings,
+    config: CompareConfig,
+    progress: bool = True,
+) -> tuple[dict[str, Any], Head]:
+    """(the report, the head of the best seed on validation)."""
+    say = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
+    n = len(split.items)
+    rows: list[dict[str, Any]] = []
+    base = evaluate(
+        split, vectors, version, settings, progress=False, rows={"popularity", "serving"}
+    )
+    for row in base["rows"]:
+        if row["split"] == "test":
+            name = "zero-shot" if row["name"] == "serving" else row["name"]
+            rows.append({"name": name, "seeds": 0, **{k: row[k] for k in KEYS}})
+
+    heads: list[tuple[tuple[float, float], Head, dict[str, Any]]] = []
+    full, text = [], []
+    for seed in range(config.seeds):
+        say(f"learned head, seed {seed}")
+        head, record = train_head(
+            split, vectors, dataclasses.replace(config.head, seed=seed), progress=progress
+        )
+        val = record["epochs"][record["best_epoch"]]["validation"]
+        heads.append(((val["recall@10"], val["ndcg@10"]), head, record))
+        full.append(summary(_head_ranks(split, head, vectors, True), n))
+        text.append(summary(_head_ranks(split, head, vectors, False), n))
+    best = max(heads, key=lambda h: h[0])
+    rows.append({"name": "learned head", **_mean_std(full), "train": "torch"})
+    rows.append({"name": "learned head, text part", **_mean_std(text), "train": "torch"})
+    records: dict[str, Any] = {"head": [r for _, _, r in heads]}
+
+    if config.sasrec:
+        from streams.training.sasrec import SasrecConfig, rank, train_sasrec
+
+        sasrec = []
+        records["sasrec"] = []
+        for seed in range(config.seeds):
+            say(f"SASRec, seed {seed}")
+            model, record = train_sasrec(
+                split, SasrecConfig(seed=seed, epochs=config.sasrec_epochs), progress=progress
+            )
+            scores = model.scores(split, "test")
+            sasrec.append({k: v for k, v in rank(split, "test", scores).items() if k in KEYS})
+            records["sasrec"].append(record)
+        rows.append({"name": "SASRec", **_mean_std(sasrec), "train": "torch"})
+
+    cold: dict[str, Any] | None = None
+    if config.cold_share > 0:
+        held = cold_items(split, config.cold_share)
+        is_cold = np.zeros(n, dtype=bool)
+        is_cold[held] = True
+        users = np.asarray([is_cold[split.target(u, "test")] for u in range(len(split.users))])
+        say(f"cold start: {len(held)} items held out; {int(users.sum())} users' targets")
+        head_cold = []
+        for seed in range(config.seeds):
+            head, _ = train_head(
+                split,
+                vectors,
+                dataclasses.replace(config.head, seed=seed),
+                cold=held,
+                progress=progress,
+            )
+            head_cold.append(summary(_head_ranks(split, head, vectors, True)[users], n))
+        pop = popularity_scores(split, "test")
+        pop_ranks = ranks_of(split, "test", np.ones((len(split.users), 1)), pop[:, None])
+        cold = {
+            "items": len(held),
+            "users": int(users.sum()),
+            "rows": [
+                {"name": "learned head (text fallback)", **_mean_std(head_cold)},
+                {"name": "popularity", "seeds": 0, **summary(pop_ranks[users], n)},
+            ],
+        }
+        if config.sasrec:
+            from streams.training.sasrec import SasrecConfig, train_sasrec
+
+            sas_cold = []
+            for seed in range(config.seeds):
+                model, _ = train_sasrec(
+                    split,
+                    SasrecConfig(seed=seed, epochs=config.sasrec_epochs),
+                    cold=held,
+                    progress=progress,
+                )
+                scores = model.scores(split, "test")
+                sas_cold.append(summary(ranks_of_scores(split, "test", scores)[users], n))
+            cold["rows"].insert(1, {"name": "SASRec", **_mean_std(sas_cold)})
+    report = {
+        "counts": split.counts,
+        "model_version": version,
+        "rows": rows,
+        "cold_start": cold,
+        "best_seed": int(np.argmax([h[0] for h in heads])),
+        "records": records,
+    }
+    return report, best[1]
+
+
+def _head_ranks(split: Split, head: Head, vectors: np.ndarray, ids: bool) -> np.ndarray:
+    users = head.user_vectors(split, "test", vectors, ids)
+    return ranks_of(split, "test", users, head.item_matrix(vectors, ids))
+
+
+def ranks_of_scores(split: Split, which: SplitName, scores: np.ndarray) -> np.ndarray:
+    return _ranks(split, which, range(len(split.users)), scores)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The comparison as a Markdown table (test split)."""
+    lines = [
+        "| row | Recall@10 | NDCG@10 | Recall@5 | NDCG@5 | seeds |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def cell(row: dict[str, Any], k: str) -> str:
+        if row.get("seeds", 0) > 1:
+            return f"{row[k]:.4f} ± {row[f'{k}_std']:.4f}"
+        return f"{row[k]:.4f}"
+
+    def add(name: str, row: dict[str, Any]) -> None:
+        cells = " | ".join(cell(row, k) for k in KEYS)
+        lines.append(f"| {name} | {cells} | {row.get('seeds', 0) or '-'} |")
+
+    for row in report["rows"]:
+        add(row["name"] + (" (train extra)" if row.get("train") else ""), row)
+    cold = report.get("cold_start")
+    if cold:
+        for row in cold["rows"]:
+            add(
+                f"cold start ({cold['users']} users, {cold['items']} new items): {row['name']}", row
+            )
+    return "\n".join(lines)

@@ -1,0 +1,294 @@
+"""The learned interest head: a two-tower model over the encoder's item vectors.
+
+    head, record = train_head(split, vectors, HeadConfig(dim=128, half_life_s=None))
+    users = head.user_vectors(split, "test")         # one unit row per user
+    scores = users @ head.item_matrix().T            # [normalize(s), 1] . [y_j, bias_j]
+
+The history side ``x_j = A·e_j + h_j`` is what an event folds into the user's sum; the item
+side ``y_j = B·e_j + v_j`` with a bias ``b_j`` is what a user is scored against:
+``score(u, j) = normalize(s_u)·y_j + b_j`` with ``s_u = Σ_i c_i x_{j_i}`` and
+``c_i = w_i · 2^((t_i - t_last) / h)`` (no decay when ``h`` is None), exactly the stream's
+forward-decayed sum: linear in the events, order-independent, O(1) per event.
+
+``e_j`` is the encoder's unit vector of item j's text, ``h_j``, ``v_j`` and ``b_j`` are
+learned per item (the collaborative part). ``A`` and ``B`` start at the same orthonormal
+projection onto the item vectors' top principal directions (the identity when ``dim`` is
+the encoder's dimension): training starts from zero-shot scoring and learns a residual.
+Per-item parts are dropped at random during training (``id_dropout``), so the text part
+alone ranks well: that is what serves an item nobody has touched yet (``cold`` items
+never get per-item parts).
+
+Training: full-softmax cross-entropy over every item for every prefix of every user's
+training history (all but the validation and test targets), AdamW, one epoch at a time;
+the epoch kept is the best on validation Recall@10 (patience ``patience`` epochs). torch is
+imported here only, lazily: the runtime reads the plain arrays of :class:`Head`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from streams.evaluation.metrics import metrics, rank_targets
+from streams.evaluation.protocol import Split, SplitName
+
+HEAD_FILE = "head.npz"
+MIN_COEF = 1e-9  # decayed history entries below this weight are left out of a batch
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadConfig:
+    dim: int = 128
+    half_life_s: float | None = None  # None: no decay
+    epochs: int = 12  # at most
+    patience: int = 2  # epochs without a better validation Recall@10 before stopping
+    batch_size: int = 512
+    learning_rate: float = 3e-3
+    weight_decay: float = 0.0
+    id_dropout: float = 0.3
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Head:
+    """Plain arrays: what a model version carries and the worker folds with."""
+
+    item_ids: list[str]  # index -> item id of the per-item parts
+    A: np.ndarray  # (dim, D) history projection
+    B: np.ndarray  # (dim, D) item projection
+    h: np.ndarray  # (items, dim) per-item history embeddings
+    v: np.ndarray  # (items, dim) per-item item embeddings
+    bias: np.ndarray  # (items,)
+    half_life_s: float | None
+
+    @property
+    def dim(self) -> int:
+        return int(self.A.shape[0])
+
+    def history_vectors(self, e: np.ndarray, ids: bool = True) -> np.ndarray:
+        """``x_j`` for every item (``ids=False``: the text part alone)."""
+        x = e @ self.A.T
+        return x + self.h if ids else x
+
+    def item_matrix(self, e: np.ndarray, ids: bool = True) -> np.ndarray:
+        """``[y_j, b_j]`` for every item: what Qdrant would search with ``[normalize(s), 1]``."""
+        y = e @ self.B.T
+        if ids:
+            return np.concatenate([y + self.v, self.bias[:, None]], axis=1)
+        return np.concatenate([y, np.zeros((len(y), 1), dtype=y.dtype)], axis=1)
+
+    def user_vectors(
+        self, split: Split, which: SplitName, e: np.ndarray, ids: bool = True
+    ) -> np.ndarray:
+        """``[normalize(s_u), 1]`` per user after the split's history (the stream's state)."""
+        x = self.history_vectors(e, ids).astype(np.float64)
+        users = np.zeros((len(split.users), self.dim + 1))
+        for u, seq in enumerate(split.sequences):
+            n = split.history_length(u, which)
+            c = decay(split.times[u][:n], self.half_life_s)
+            s = c @ x[seq[:n]]
+            norm = np.linalg.norm(s)
+            users[u, :-1] = s / norm if norm > 0 else s
+            users[u, -1] = 1.0
+        return users
+
+    def save(self, path: Path) -> None:
+        np.savez(
+            path,
+            item_ids=np.asarray(self.item_ids, dtype=object).astype(str),
+            A=self.A,
+            B=self.B,
+            h=self.h,
+            v=self.v,
+            bias=self.bias,
+            half_life_s=np.asarray(-1.0 if self.half_life_s is None else self.half_life_s),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> Head:
+        with np.load(path, allow_pickle=False) as z:
+            half = float(z["half_life_s"])
+            return cls(
+                item_ids=[str(i) for i in z["item_ids"]],
+                A=z["A"],
+                B=z["B"],
+                h=z["h"],
+                v=z["v"],
+                bias=z["bias"],
+                half_life_s=None if half < 0 else half,
+            )
+
+
+def decay(times: np.ndarray, half_life_s: float | None) -> np.ndarray:
+    """Each event's coefficient at the time of the last one (uniform event weights)."""
+    if half_life_s is None or len(times) == 0:
+        return np.ones(len(times))
+    return np.exp2((times - times.max()) / half_life_s)
+
+
+def principal_projection(e: np.ndarray, dim: int) -> np.ndarray:
+    """(dim, D): orthonormal rows spanning the item vectors' top principal directions; the
+    identity when ``dim`` is D."""
+    d = e.shape[1]
+    if dim > d:
+        raise ValueError(f"the head's dimension {dim} exceeds the encoder's {d}")
+    if dim == d:
+        return np.eye(d, dtype=np.float32)
+    _, _, vt = np.linalg.svd(e.astype(np.float64), full_matrices=False)
+    return vt[:dim].astype(np.float32)
+
+
+def rank_with(
+    split: Split, which: SplitName, users: np.ndarray, items: np.ndarray
+) -> dict[str, float]:
+    """The protocol's metrics for users x items scores (history excluded)."""
+    ranks, tops = [], []
+    step = max(1, (1 << 24) // len(items))
+    for start in range(0, len(users), step):
+        chunk = range(len(split.users))[start : start + step]
+        scores = users[start : start + step] @ items.T
+        targets = np.asarray([split.target(u, which) for u in chunk])
+        history = [split.sequences[u][: split.history_length(u, which)] for u in chunk]
+        r, t = rank_targets(scores, targets, history)
+        ranks.append(r)
+        tops.append(t)
+    return metrics(np.concatenate(ranks), np.concatenate(tops), len(split.items))
+
+
+def train_head(
+    split: Split,
+    e: np.ndarray,
+    config: HeadConfig,
+    *,
+    cold: Collection[int] = (),
+    progress: bool = True,
+) -> tuple[Head, dict[str, Any]]:
+    """Train on ``split``'s training prefixes; ``cold``: item indices that get no per-item
+    parts and are never a training target (a cold-start evaluation). (head, record)."""
+    import torch
+
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    n_items, _d = e.shape
+    cold_mask = np.zeros(n_items, dtype=bool)
+    cold_mask[list(cold)] = True
+    prefixes = [
+        (u, p)
+        for u, seq in enumerate(split.sequences)
+        for p in range(1, split.history_length(u, "validation"))
+        if not cold_mask[seq[p]]
+    ]
+    if not prefixes:
+        raise ValueError("no training prefixes: every user needs 4 interactions or more")
+    proj = torch.from_numpy(principal_projection(e, config.dim))
+    E = torch.from_numpy(e.astype(np.float32))
+    A = torch.nn.Parameter(proj.clone())
+    B = torch.nn.Parameter(proj.clone())
+    H = torch.nn.Parameter(torch.zeros(n_items, config.dim))
+    V = torch.nn.Parameter(torch.zeros(n_items, config.dim))
+    bias = torch.nn.Parameter(torch.zeros(n_items))
+    params = [A, B, H, V, bias]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    warm = torch.from_numpy(~cold_mask).float()[:, None]  # cold items: the text part only
+    coefs = [decay_rows(split.times[u], config.half_life_s) for u in range(len(split.users))]
+
+    def snapshot() -> Head:
+        return Head(
+            item_ids=list(split.items),
+            A=A.detach().numpy().copy(),
+            B=B.detach().numpy().copy(),
+            h=(H * warm).detach().numpy().copy(),
+            v=(V * warm).detach().numpy().copy(),
+            bias=(bias * warm[:, 0]).detach().numpy().copy(),
+            half_life_s=config.half_life_s,
+        )
+
+    def validate(head: Head) -> dict[str, float]:
+        return rank_with(
+            split, "validation", head.user_vectors(split, "validation", e), head.item_matrix(e)
+        )
+
+    best_head = snapshot()
+    best = validate(best_head)
+    history: list[dict[str, Any]] = [{"epoch": 0, "loss": None, "validation": best}]
+    best_epoch, waited = 0, 0
+    order = np.arange(len(prefixes))
+    for epoch in range(1, config.epochs + 1):
+        rng.shuffle(order)
+        losses = []
+        batches = range(0, len(order), config.batch_size)
+        bar = tqdm(
+            batches,
+            desc=f"head epoch {epoch}",
+            unit="batch",
+            disable=not progress,
+            file=sys.stderr,
+            leave=False,
+        )
+        for start in bar:
+            picked = [prefixes[k] for k in order[start : start + config.batch_size]]
+            rows, cols, vals, targets = [], [], [], []
+            for r, (u, p) in enumerate(picked):
+                c = coefs[u](p)
+                keep = c > MIN_COEF
+                items = split.sequences[u][:p][keep]
+                rows.append(np.full(len(items), r))
+                cols.append(items)
+                vals.append(c[keep])
+                targets.append(split.sequences[u][p])
+            index = torch.from_numpy(np.stack([np.concatenate(rows), np.concatenate(cols)]))
+            weights = torch.from_numpy(np.concatenate(vals).astype(np.float32))
+            shape = (len(picked), n_items)
+            C = torch.sparse_coo_tensor(index, weights, shape, check_invariants=False)
+            keep_h = (torch.rand(n_items, 1) >= config.id_dropout).float() * warm
+            keep_v = (torch.rand(n_items, 1) >= config.id_dropout).float() * warm
+            X = E @ A.T + keep_h * H
+            s = torch.sparse.mm(C, X)
+            s = s / s.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            logits = s @ (E @ B.T + keep_v * V).T + (keep_v[:, 0] * bias)[None, :]
+            loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(targets))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        head = snapshot()
+        scores = validate(head)
+        history.append({"epoch": epoch, "loss": float(np.mean(losses)), "validation": scores})
+        if progress:
+            print(
+                f"head epoch {epoch}: loss {np.mean(losses):.3f}, validation Recall@10 "
+                f"{scores['recall@10']:.4f}",
+                file=sys.stderr,
+            )
+        if (scores["recall@10"], scores["ndcg@10"]) > (best["recall@10"], best["ndcg@10"]):
+            best, best_head, best_epoch, waited = scores, head, epoch, 0
+        else:
+            waited += 1
+            if waited >= config.patience:
+                break
+    record = {
+        "config": dataclasses.asdict(config),
+        "epochs": history,
+        "best_epoch": best_epoch,
+        "prefixes": len(prefixes),
+        "cold_items": int(cold_mask.sum()),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    return best_head, record
+
+
+def decay_rows(times: np.ndarray, half_life_s: float | None) -> Any:
+    """``coef(p)``: the decay coefficients of events 0..p-1 at the time of event p-1."""
+
+    def coef(p: int) -> np.ndarray:
+        return decay(times[:p], half_life_s)
+
+    return coef

@@ -1,0 +1,230 @@
+"""The learned interest head: its fold is the stream's, it learns what ids carry, it starts
+at zero-shot, cold items get the text part only, and a version carries it verifiably."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from encoder.errors import ModelIntegrityError
+from encoder.manifest import HEAD_FILE, read_manifest, verify_files
+from streams.evaluation.data import Interaction
+from streams.evaluation.protocol import Split, five_core, leave_one_out
+from streams.evaluation.rows import Interest, interest_vectors
+from streams.settings import Settings
+from streams.training.compare import cold_items, ranks_of
+from streams.training.head import Head, HeadConfig, train_head
+from streams.training.versions import write_head_version
+
+T0 = 1_500_000_000.0
+
+
+def chain_split(users: int = 60, items: int = 30, length: int = 14, seed: int = 0) -> Split:
+    """Each user walks item k -> k+1 (mod items) from a random start: the next item is
+    plain from ids, invisible to random text vectors."""
+    rng = random.Random(seed)
+    rows = []
+    for u in range(users):
+        start = rng.randrange(items)
+        for k in range(length):
+            rows.append(Interaction(str(u), str((start + k) % items), T0 + 3600 * k, None))
+    return leave_one_out(five_core(rows), {str(i): f"item {i}" for i in range(items)})
+
+
+def unit_vectors(n: int, d: int, seed: int = 1) -> np.ndarray:
+    e = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
+def recall10(split: Split, users: np.ndarray, items: np.ndarray) -> float:
+    return float((ranks_of(split, "test", users, items) < 10).mean())
+
+
+def test_the_identity_head_ranks_exactly_as_the_zero_shot_vector() -> None:
+    split = chain_split()
+    e = unit_vectors(len(split.items), 8)
+    zero = np.zeros((len(split.items), 8), dtype=np.float32)
+    head = Head(split.items, np.eye(8), np.eye(8), zero, zero, np.zeros(len(zero)), 86_400.0)
+    users = head.user_vectors(split, "test", e)
+    plain = interest_vectors(split, "test", e, Interest(86_400.0, "uniform"), Settings())
+    np.testing.assert_allclose(users[:, :-1], plain, atol=1e-9)
+    np.testing.assert_array_equal(
+        ranks_of(split, "test", users, head.item_matrix(e)),
+        ranks_of(split, "test", plain, e.astype(np.float64)),
+    )
+
+
+def test_the_users_sum_is_order_independent_and_linear_in_its_events() -> None:
+    split = chain_split(users=20, items=8)
+    e = unit_vectors(len(split.items), 8)
+    rng = np.random.default_rng(2)
+    n = len(split.items)
+    head = Head(
+        split.items,
+        rng.normal(size=(4, 8)),
+        rng.normal(size=(4, 8)),
+        rng.normal(size=(n, 4)),
+        rng.normal(size=(n, 4)),
+        rng.normal(size=n),
+        7_200.0,
+    )
+    users = head.user_vectors(split, "test", e)
+    x = head.history_vectors(e)
+    for u in range(len(split.users)):
+        k = split.history_length(u, "test")
+        order = rng.permutation(k)  # events arriving in any order
+        seq, t = split.sequences[u][:k][order], split.times[u][:k][order]
+        s = sum(2 ** ((ti - t.max()) / 7_200.0) * x[j] for j, ti in zip(seq, t, strict=True))
+        np.testing.assert_allclose(users[u, :-1], s / np.linalg.norm(s), atol=1e-9)
+
+
+def test_training_learns_what_only_ids_carry_and_keeps_the_best_epoch() -> None:
+    split = chain_split()
+    e = unit_vectors(len(split.items), 16)
+    config = HeadConfig(dim=16, epochs=8, batch_size=64, learning_rate=0.03, seed=0)
+    head, record = train_head(split, e, config, progress=False)
+    zero_shot = record["epochs"][0]["validation"]["recall@10"]
+    best = record["epochs"][record["best_epoch"]]["validation"]["recall@10"]
+    assert record["best_epoch"] > 0 and best > zero_shot + 0.3
+    assert recall10(split, head.user_vectors(split, "test", e), head.item_matrix(e)) > 0.8
+
+
+def test_cold_items_get_no_per_item_parts_and_are_never_targets() -> None:
+    split = chain_split()
+    e = unit_vectors(len(split.items), 16)
+    cold = cold_items(split, 0.2)
+    assert len(cold) == round(0.2 * len(split.items))
+    head, record = train_head(
+        split, e, HeadConfig(dim=16, epochs=2, batch_size=64), cold=cold, progress=False
+    )
+    assert not head.h[cold].any() and not head.v[cold].any() and not head.bias[cold].any()
+    warm = np.setdiff1d(np.arange(len(split.items)), cold)
+    assert head.v[warm].any()
+    assert record["cold_items"] == len(cold)
+
+
+def test_cold_items_are_the_newest_by_first_appearance() -> None:
+    rows = [Interaction(u, i, T0 + t, None) for u in "ab" for t, i in enumerate("xyzw")]
+    rows += [Interaction("c", i, T0 + t, None) for i, t in (("x", 0), ("q", 99), ("y", 100))]
+    split = leave_one_out(rows, dict.fromkeys("xyzwq", "t"))
+    assert [split.items[i] for i in cold_items(split, 0.4)] == ["q", "w"]
+
+
+def test_a_head_survives_its_file(tmp_path: Path) -> None:
+    split = chain_split(users=20, items=8)
+    rng = np.random.default_rng(0)
+    n = len(split.items)
+    head = Head(
+        split.items,
+        rng.normal(size=(4, 8)),
+        rng.normal(size=(4, 8)),
+        rng.normal(size=(n, 4)),
+        rng.normal(size=(n, 4)),
+        rng.normal(size=n),
+        None,
+    )
+    head.save(tmp_path / HEAD_FILE)
+    back = Head.load(tmp_path / HEAD_FILE)
+    assert back.item_ids == head.item_ids and back.half_life_s is None
+    for name in ("A", "B", "h", "v", "bias"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(head, name))
+
+
+def test_a_head_version_is_content_addressed_verified_and_refused_by_the_worker(
+    tiny_root: Path,
+) -> None:
+    from encoder.registry import ModelRegistry
+    from streams.errors import StreamError
+    from streams.worker.app import build_app
+
+    parent = ModelRegistry(tiny_root).current()
+    assert parent is not None
+    split = chain_split(users=20, items=8)
+    n, d = len(split.items), read_manifest(tiny_root / parent).dimension
+    zero = np.zeros((n, 4))
+    head = Head(split.items, np.eye(4, d), np.eye(4, d), zero, zero, np.zeros(n), None)
+    version, created = write_head_version(tiny_root, parent, head, {"half_life_s": None})
+    assert created and version != parent
+    again, created_again = write_head_version(tiny_root, parent, head, {"half_life_s": None})
+    assert again == version and not created_again  # the same head: the same version
+    bias = np.ones(n)
+    other, _ = write_head_version(
+        tiny_root, parent, Head(split.items, head.A, head.B, zero, zero, bias, None), {}
+    )
+    assert other not in (version, parent)
+    manifest = read_manifest(tiny_root / version)
+    assert manifest.parent == parent and manifest.head["dimension"] == 4
+    verify_files(tiny_root / version, manifest)
+    (tiny_root / version / HEAD_FILE).write_bytes(b"tampered")
+    with pytest.raises(ModelIntegrityError):
+        verify_files(tiny_root / version, manifest)
+    assert ModelRegistry(tiny_root).current() == parent  # never made current by itself
+    with pytest.raises(StreamError, match="carries a learned interest head"):
+        build_app(Settings(model_dir=tiny_root / other, data_dir=tiny_root.parent))
+
+
+def test_sasrec_trains_and_ranks_every_user() -> None:
+    from streams.training.sasrec import SasrecConfig, rank, train_sasrec
+
+    split = chain_split()
+    config = SasrecConfig(max_length=16, epochs=40, eval_every=10, patience=2, batch_size=32)
+    model, record = train_sasrec(split, config, progress=False)
+    scores = model.scores(split, "test")
+    assert scores.shape == (len(split.users), len(split.items))
+    assert record["best_epoch"] in {c["epoch"] for c in record["curve"]}
+    assert rank(split, "test", scores)["recall@10"] > 0.5  # the chain is easy for ids
+
+
+def test_train_compares_the_rows_and_writes_the_head(
+    tiny_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import orjson
+
+    from streams.cli import main
+
+    split = chain_split(users=20, items=8)
+    events = ["user_id,item_id,ts"]
+    for u, seq in enumerate(split.sequences):
+        events += [f"{u},{split.items[j]},{t}" for j, t in zip(seq, split.times[u], strict=True)]
+    (tmp_path / "events.csv").write_text("\n".join(events) + "\n")
+    items = ["item_id,text"] + [f"{i},a film called {i}" for i in split.items]
+    (tmp_path / "items.csv").write_text("\n".join(items) + "\n")
+    args = ["train", "--events", str(tmp_path / "events.csv"), "--items"]
+    args += [str(tmp_path / "items.csv"), "--model", str(tiny_root), "--seeds", "2"]
+    args += ["--epochs", "2", "--sasrec-epochs", "5", "--cold-share", "0.25", "--dim", "8"]
+    assert main([*args, "--write", "--json"]) == 0
+    report = orjson.loads(capsys.readouterr().out)
+    names = [r["name"] for r in report["rows"]]
+    assert names == ["popularity", "zero-shot", "learned head", "learned head, text part", "SASRec"]
+    assert all(r["seeds"] == 2 for r in report["rows"][2:])
+    assert [r["name"] for r in report["cold_start"]["rows"]] == [
+        "learned head (text fallback)",
+        "SASRec",
+        "popularity",
+    ]
+    written = report["written"]
+    assert read_manifest(tiny_root / written["version"]).parent == written["parent"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--seeds", "0"], "--seeds must be at least 1"),
+        (["--half-life", "soon"], "--half-life must be seconds > 0 or 'none'"),
+        (["--id-dropout", "1"], "--id-dropout must be in [0, 1)"),
+        (["--dim", "100000"], "exceeds the encoder's"),
+    ],
+)
+def test_train_refuses_bad_options_with_one_line(
+    extra: list[str], message: str, tiny_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streams.cli import main
+
+    args = ["train", "--dataset", "movielens", "--path", "../shared/data/movielens-latest-small"]
+    assert main([*args, "--model", str(tiny_root), *extra]) == 2
+    assert message in capsys.readouterr().err
