@@ -27,8 +27,9 @@ from streams.evaluation.metrics import metrics, rank_targets
 from streams.evaluation.protocol import Split, SplitName
 from streams.evaluation.rows import popularity_scores
 from streams.evaluation.run import evaluate
+from streams.head import Head
 from streams.settings import Settings
-from streams.training.head import Head, HeadConfig, train_head
+from streams.training.head import HeadConfig, train_head, user_vectors
 
 KEYS = ("recall@10", "ndcg@10", "recall@5", "ndcg@5")
 
@@ -186,7 +187,7 @@ def compare(
 
 
 def _head_ranks(split: Split, head: Head, vectors: np.ndarray, ids: bool) -> np.ndarray:
-    users = head.user_vectors(split, "test", vectors, ids)
+    users = user_vectors(head, split, "test", vectors, ids)
     return ranks_of(split, "test", users, head.item_matrix(vectors, ids))
 
 

@@ -1,8 +1,8 @@
 """The learned interest head: a two-tower model over the encoder's item vectors.
 
     head, record = train_head(split, vectors, HeadConfig(dim=128, half_life_s=None))
-    users = head.user_vectors(split, "test")         # one unit row per user
-    scores = users @ head.item_matrix().T            # [normalize(s), 1] . [y_j, bias_j]
+    users = user_vectors(head, split, "test", vectors)  # [normalize(s), 1] per user
+    scores = users @ head.item_matrix(vectors).T          # . [y_j, bias_j]
 
 The history side ``x_j = A·e_j + h_j`` is what an event folds into the user's sum; the item
 side ``y_j = B·e_j + v_j`` with a bias ``b_j`` is what a user is scored against:
@@ -30,7 +30,6 @@ import dataclasses
 import sys
 import time
 from collections.abc import Collection
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,15 +37,18 @@ from tqdm import tqdm
 
 from streams.evaluation.metrics import metrics, rank_targets
 from streams.evaluation.protocol import Split, SplitName
+from streams.head import Head, decay
 
-HEAD_FILE = "head.npz"
 MIN_COEF = 1e-9  # decayed history entries below this weight are left out of a batch
 
 
 @dataclasses.dataclass(frozen=True)
 class HeadConfig:
     dim: int = 128
-    half_life_s: float | None = None  # None: no decay
+    half_life_s: float | None = None  # None: no decay by time
+    # Decay by events (x 2^(-1/h) per later event of the user): not order-independent, so
+    # the stream cannot fold it for late events; measured beside time half-lives.
+    half_life_events: float | None = None
     epochs: int = 12  # at most
     patience: int = 2  # epochs without a better validation Recall@10 before stopping
     batch_size: int = 512
@@ -56,81 +58,16 @@ class HeadConfig:
     seed: int = 0
 
 
-@dataclasses.dataclass(frozen=True)
-class Head:
-    """Plain arrays: what a model version carries and the worker folds with."""
-
-    item_ids: list[str]  # index -> item id of the per-item parts
-    A: np.ndarray  # (dim, D) history projection
-    B: np.ndarray  # (dim, D) item projection
-    h: np.ndarray  # (items, dim) per-item history embeddings
-    v: np.ndarray  # (items, dim) per-item item embeddings
-    bias: np.ndarray  # (items,)
-    half_life_s: float | None
-
-    @property
-    def dim(self) -> int:
-        return int(self.A.shape[0])
-
-    def history_vectors(self, e: np.ndarray, ids: bool = True) -> np.ndarray:
-        """``x_j`` for every item (``ids=False``: the text part alone)."""
-        x = e @ self.A.T
-        return x + self.h if ids else x
-
-    def item_matrix(self, e: np.ndarray, ids: bool = True) -> np.ndarray:
-        """``[y_j, b_j]`` for every item: what Qdrant would search with ``[normalize(s), 1]``."""
-        y = e @ self.B.T
-        if ids:
-            return np.concatenate([y + self.v, self.bias[:, None]], axis=1)
-        return np.concatenate([y, np.zeros((len(y), 1), dtype=y.dtype)], axis=1)
-
-    def user_vectors(
-        self, split: Split, which: SplitName, e: np.ndarray, ids: bool = True
-    ) -> np.ndarray:
-        """``[normalize(s_u), 1]`` per user after the split's history (the stream's state)."""
-        x = self.history_vectors(e, ids).astype(np.float64)
-        users = np.zeros((len(split.users), self.dim + 1))
-        for u, seq in enumerate(split.sequences):
-            n = split.history_length(u, which)
-            c = decay(split.times[u][:n], self.half_life_s)
-            s = c @ x[seq[:n]]
-            norm = np.linalg.norm(s)
-            users[u, :-1] = s / norm if norm > 0 else s
-            users[u, -1] = 1.0
-        return users
-
-    def save(self, path: Path) -> None:
-        np.savez(
-            path,
-            item_ids=np.asarray(self.item_ids, dtype=object).astype(str),
-            A=self.A,
-            B=self.B,
-            h=self.h,
-            v=self.v,
-            bias=self.bias,
-            half_life_s=np.asarray(-1.0 if self.half_life_s is None else self.half_life_s),
-        )
-
-    @classmethod
-    def load(cls, path: Path) -> Head:
-        with np.load(path, allow_pickle=False) as z:
-            half = float(z["half_life_s"])
-            return cls(
-                item_ids=[str(i) for i in z["item_ids"]],
-                A=z["A"],
-                B=z["B"],
-                h=z["h"],
-                v=z["v"],
-                bias=z["bias"],
-                half_life_s=None if half < 0 else half,
-            )
-
-
-def decay(times: np.ndarray, half_life_s: float | None) -> np.ndarray:
-    """Each event's coefficient at the time of the last one (uniform event weights)."""
-    if half_life_s is None or len(times) == 0:
-        return np.ones(len(times))
-    return np.exp2((times - times.max()) / half_life_s)
+def user_vectors(
+    head: Head, split: Split, which: SplitName, e: np.ndarray, ids: bool = True
+) -> np.ndarray:
+    """``[normalize(s_u), 1]`` per user after the split's history (the stream's state)."""
+    x = head.history_vectors(e, ids).astype(np.float64)
+    users = np.zeros((len(split.users), head.dim + 1))
+    for u, seq in enumerate(split.sequences):
+        n = split.history_length(u, which)
+        users[u] = head.fold(x, seq[:n], split.times[u][:n])
+    return users
 
 
 def principal_projection(e: np.ndarray, dim: int) -> np.ndarray:
@@ -198,7 +135,10 @@ def train_head(
     params = [A, B, H, V, bias]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     warm = torch.from_numpy(~cold_mask).float()[:, None]  # cold items: the text part only
-    coefs = [decay_rows(split.times[u], config.half_life_s) for u in range(len(split.users))]
+    coefs = [
+        decay_rows(split.times[u], config.half_life_s, config.half_life_events)
+        for u in range(len(split.users))
+    ]
 
     def snapshot() -> Head:
         return Head(
@@ -209,11 +149,12 @@ def train_head(
             v=(V * warm).detach().numpy().copy(),
             bias=(bias * warm[:, 0]).detach().numpy().copy(),
             half_life_s=config.half_life_s,
+            half_life_events=config.half_life_events,
         )
 
     def validate(head: Head) -> dict[str, float]:
         return rank_with(
-            split, "validation", head.user_vectors(split, "validation", e), head.item_matrix(e)
+            split, "validation", user_vectors(head, split, "validation", e), head.item_matrix(e)
         )
 
     best_head = snapshot()
@@ -285,10 +226,10 @@ def train_head(
     return best_head, record
 
 
-def decay_rows(times: np.ndarray, half_life_s: float | None) -> Any:
+def decay_rows(times: np.ndarray, half_life_s: float | None, half_life_events: float | None) -> Any:
     """``coef(p)``: the decay coefficients of events 0..p-1 at the time of event p-1."""
 
     def coef(p: int) -> np.ndarray:
-        return decay(times[:p], half_life_s)
+        return decay(times[:p], half_life_s, half_life_events)
 
     return coef

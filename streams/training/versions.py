@@ -27,7 +27,7 @@ from encoder.manifest import (
     write_manifest,
 )
 from encoder.registry import ModelRegistry
-from streams.training.head import Head
+from streams.head import Head
 
 
 def write_head_version(

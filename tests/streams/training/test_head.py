@@ -16,9 +16,10 @@ from encoder.manifest import HEAD_FILE, read_manifest, verify_files
 from streams.evaluation.data import Interaction
 from streams.evaluation.protocol import Split, five_core, leave_one_out
 from streams.evaluation.rows import Interest, interest_vectors
+from streams.head import Head
 from streams.settings import Settings
 from streams.training.compare import cold_items, ranks_of
-from streams.training.head import Head, HeadConfig, train_head
+from streams.training.head import HeadConfig, train_head, user_vectors
 from streams.training.versions import write_head_version
 
 T0 = 1_500_000_000.0
@@ -50,7 +51,7 @@ def test_the_identity_head_ranks_exactly_as_the_zero_shot_vector() -> None:
     e = unit_vectors(len(split.items), 8)
     zero = np.zeros((len(split.items), 8), dtype=np.float32)
     head = Head(split.items, np.eye(8), np.eye(8), zero, zero, np.zeros(len(zero)), 86_400.0)
-    users = head.user_vectors(split, "test", e)
+    users = user_vectors(head, split, "test", e)
     plain = interest_vectors(split, "test", e, Interest(86_400.0, "uniform"), Settings())
     np.testing.assert_allclose(users[:, :-1], plain, atol=1e-9)
     np.testing.assert_array_equal(
@@ -73,7 +74,7 @@ def test_the_users_sum_is_order_independent_and_linear_in_its_events() -> None:
         rng.normal(size=n),
         7_200.0,
     )
-    users = head.user_vectors(split, "test", e)
+    users = user_vectors(head, split, "test", e)
     x = head.history_vectors(e)
     for u in range(len(split.users)):
         k = split.history_length(u, "test")
@@ -91,7 +92,7 @@ def test_training_learns_what_only_ids_carry_and_keeps_the_best_epoch() -> None:
     zero_shot = record["epochs"][0]["validation"]["recall@10"]
     best = record["epochs"][record["best_epoch"]]["validation"]["recall@10"]
     assert record["best_epoch"] > 0 and best > zero_shot + 0.3
-    assert recall10(split, head.user_vectors(split, "test", e), head.item_matrix(e)) > 0.8
+    assert recall10(split, user_vectors(head, split, "test", e), head.item_matrix(e)) > 0.8
 
 
 def test_cold_items_get_no_per_item_parts_and_are_never_targets() -> None:
