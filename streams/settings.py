@@ -3,8 +3,11 @@
 Every field can be set as ``INTEREST_<FIELD>`` (e.g. ``INTEREST_KAFKA_BOOTSTRAP``) or in a
 ``.env`` file. Everything below the CLI receives plain constructor arguments.
 
-    settings = Settings()                    # from the environment
+    settings = load_settings()               # from the environment; SettingsError if bad
     settings = Settings(topic_prefix="t1.")  # in tests
+
+A bad value is a :class:`SettingsError` that names each ``INTEREST_*`` variable and what is
+wrong with it, and never echoes a value (a secret may sit beside the bad one).
 """
 
 from __future__ import annotations
@@ -13,15 +16,22 @@ import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.errors import StreamError
 
 DAY = 86_400.0
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="INTEREST_", env_file=".env", frozen=True, extra="ignore"
+        env_prefix="INTEREST_",
+        env_file=".env",
+        frozen=True,
+        extra="ignore",
+        allow_inf_nan=False,  # NaN or infinity works for no setting
+        hide_input_in_errors=True,
     )
 
     # Kafka
@@ -56,7 +66,7 @@ class Settings(BaseSettings):
     weight_negative: float = -1.0
     # rating r in [0.5, 5] weighs (r - rating_center) / rating_scale: 5 -> +1, 1 -> -0.8
     rating_center: float = 3.0
-    rating_scale: float = 2.0
+    rating_scale: float = Field(2.0, gt=0)
     dedupe_window: int = Field(256, ge=0)  # event ids remembered per user (8 bytes each)
     concept_temperature: float = Field(0.05, gt=0)
     concepts_top: int = Field(3, ge=0)
@@ -99,22 +109,26 @@ class Settings(BaseSettings):
 
     # Records
     max_text_bytes: int = Field(64 * 1024, ge=1)
-    min_ts: float = 631_152_000.0  # 1990-01-01: older timestamps are errors, not history
+    min_ts: float = Field(631_152_000.0, ge=0)  # 1990-01-01: older timestamps are errors
     max_future_s: float = Field(DAY, ge=0)  # tolerated clock skew into the future
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
         for name in ("weight_click", "weight_view", "weight_review", "weight_negative"):
             if not math.isfinite(getattr(self, name)):
-                raise ValueError(f"{name} must be finite")
+                raise ValueError(f"INTEREST_{name.upper()} must be finite")
         if self.half_life_short_s > self.half_life_long_s:
-            raise ValueError("half_life_short_s must not exceed half_life_long_s")
+            raise ValueError(
+                "INTEREST_HALF_LIFE_SHORT_S must not exceed INTEREST_HALF_LIFE_LONG_S"
+            )
         if (self.kafka_sasl_mechanism is None) != (self.kafka_sasl_username is None):
-            raise ValueError("set kafka_sasl_mechanism and kafka_sasl_username together")
+            raise ValueError(
+                "set INTEREST_KAFKA_SASL_MECHANISM and INTEREST_KAFKA_SASL_USERNAME together"
+            )
         if (self.kafka_sasl_mechanism is None) == self.kafka_security_protocol.startswith("SASL"):
             raise ValueError(
-                "kafka_security_protocol SASL_PLAINTEXT or SASL_SSL goes with "
-                "kafka_sasl_mechanism, and only with it"
+                "INTEREST_KAFKA_SECURITY_PROTOCOL SASL_PLAINTEXT or SASL_SSL goes with "
+                "INTEREST_KAFKA_SASL_MECHANISM, and only with it"
             )
         return self
 
@@ -133,3 +147,22 @@ class Settings(BaseSettings):
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+
+class SettingsError(StreamError):
+    """Settings that cannot work: each problem names its ``INTEREST_*`` variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """The settings from the environment (and ``overrides``), or a :class:`SettingsError`
+    with one line per problem and no value in it."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_input=False, include_url=False):
+            where = [str(part) for part in err["loc"]]
+            name = f"INTEREST_{where[0].upper()}" if where else "the settings"
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {message}" if where else message)
+        raise SettingsError("bad settings: " + "; ".join(problems)) from None

@@ -33,7 +33,7 @@ import orjson
 from streams.bench.synthetic import load_items, synthetic_event
 from streams.datasets.replay import publish
 from streams.kafka.groups import wait_caught_up
-from streams.settings import Settings
+from streams.settings import Settings, load_settings
 from streams.store import backend_for
 from streams.worker.spawn import SpawnedWorker, private_settings, spawned_worker
 
@@ -157,4 +157,4 @@ def ceiling_app(settings: Settings) -> Any:
 if __name__ == "__main__":  # the ceiling's worker process (spawned by _ceiling)
     import faust
 
-    faust.Worker(ceiling_app(Settings()), loglevel="warning").execute_from_commandline()
+    faust.Worker(ceiling_app(load_settings()), loglevel="warning").execute_from_commandline()

@@ -6,7 +6,7 @@ the worker's resident memory (``/proc/<pid>/status``) and the group's lag (recor
 committed). The promise it checks: resident memory stays flat once warm, and lag stays
 bounded, i.e. the worker keeps up.
 
-    result = run_soak(Settings(), minutes=30, rate=500)
+    result = run_soak(load_settings(), minutes=30, rate=500)
     result["rss_mb"], result["lag"]      # first / last / max of the samples
 """
 

@@ -108,10 +108,10 @@ def cmd_bench_encoder(args: argparse.Namespace) -> int:
 
 def cmd_bench_e2e(args: argparse.Namespace) -> int:
     from streams.bench.e2e import run_e2e
-    from streams.settings import Settings
+    from streams.settings import load_settings
 
     result = run_e2e(
-        Settings(),
+        load_settings(),
         events=args.events,
         rate=args.rate,
         seconds=args.seconds,
@@ -126,7 +126,7 @@ def cmd_bench_e2e(args: argparse.Namespace) -> int:
 def cmd_bench_soak(args: argparse.Namespace) -> int:
     from streams.bench.soak import run_soak
     from streams.errors import StreamError
-    from streams.settings import Settings
+    from streams.settings import load_settings
 
     for name in ("minutes", "rate", "sample_s"):
         value = getattr(args, name)
@@ -134,7 +134,7 @@ def cmd_bench_soak(args: argparse.Namespace) -> int:
             raise StreamError(f"--{name.replace('_', '-')} must be a positive number, not {value}")
     if args.sample_s > args.minutes * 60:
         raise StreamError("--sample-s must be shorter than the run")
-    result = run_soak(Settings(), minutes=args.minutes, rate=args.rate, sample_s=args.sample_s)
+    result = run_soak(load_settings(), minutes=args.minutes, rate=args.rate, sample_s=args.sample_s)
     if args.json:
         print_json(result)
     else:

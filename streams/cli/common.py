@@ -21,9 +21,9 @@ def data_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_with_model(model: Path | None) -> Any:
     """The settings, with ``--model`` (a models root or version directory) when given."""
-    from streams.settings import Settings
+    from streams.settings import Settings, load_settings
 
-    settings = Settings()
+    settings = load_settings()
     if model is None:
         return settings
     return Settings(**(settings.model_dump() | {"model_dir": model}))

@@ -48,9 +48,9 @@ def cmd_kafka(args: argparse.Namespace) -> int:
 
 def cmd_topics(args: argparse.Namespace) -> int:
     from streams.kafka.topics import TOPICS, ensure_topics
-    from streams.settings import Settings
+    from streams.settings import load_settings
 
-    settings = Settings()
+    settings = load_settings()
     created = ensure_topics(settings)
     names = [settings.topic(t) for t in TOPICS]
     if args.json:

@@ -50,7 +50,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from streams.datasets.replay import replay_movielens
     from streams.errors import StreamError
     from streams.kafka.topics import ensure_topics
-    from streams.settings import Settings
+    from streams.settings import load_settings
 
     try:
         rate = None if args.rate == "max" else float(args.rate)
@@ -60,7 +60,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise StreamError(f"--rate must be a positive number or 'max', not {args.rate!r}")
     if not 0 <= args.wait_items < math.inf:
         raise StreamError(f"--wait-items must be a number of seconds >= 0, not {args.wait_items}")
-    settings = Settings()
+    settings = load_settings()
     ensure_topics(settings)
     stats = replay_movielens(
         args.path,
@@ -88,13 +88,13 @@ def cmd_forget(args: argparse.Namespace) -> int:
     from streams.datasets.replay import Record, publish
     from streams.errors import StreamError
     from streams.kafka.topics import ensure_topics
-    from streams.settings import Settings
+    from streams.settings import load_settings
 
     user = args.user_id.strip()
     if not user:
         raise StreamError("the user id is empty")
     at = time.time() if args.at is None else args.at
-    settings = Settings()
+    settings = load_settings()
     if not (math.isfinite(at) and settings.min_ts <= at <= time.time() + settings.max_future_s):
         raise StreamError(f"--at must be a time in epoch seconds, up to now; not {args.at}")
     ensure_topics(settings)

@@ -20,10 +20,10 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from streams.settings import Settings
+    from streams.settings import load_settings
     from streams.store import recent_items, store_for
 
-    store = store_for(Settings())
+    store = store_for(load_settings())
     try:
         user = store.user(args.user_id)
         if user is None:

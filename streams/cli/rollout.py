@@ -80,9 +80,9 @@ def _switch(settings: Any, version: str, grace_s: float | None) -> tuple[str | N
 
 
 def cmd_switch(args: argparse.Namespace) -> int:
-    from streams.settings import Settings
+    from streams.settings import load_settings
 
-    before, dropped = _switch(Settings(), args.version, args.drop_old_after)
+    before, dropped = _switch(load_settings(), args.version, args.drop_old_after)
     if args.json:
         print_json({"before": before, "serving": args.version, "dropped": dropped})
     elif dropped:
@@ -93,7 +93,7 @@ def cmd_switch(args: argparse.Namespace) -> int:
 def cmd_rollout(args: argparse.Namespace) -> int:
     from streams.errors import StreamError
     from streams.rollout.watch import backfill_group, watch_backfill
-    from streams.settings import Settings
+    from streams.settings import load_settings
 
     if not 0 < args.timeout < math.inf:
         raise StreamError(f"--timeout must be a positive number of seconds, not {args.timeout}")
@@ -101,7 +101,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         raise StreamError(f"--max-lag must be >= 0, not {args.max_lag}")
     if args.drop_old_after is not None and not args.switch:
         raise StreamError("--drop-old-after goes with --switch")
-    settings = Settings()
+    settings = load_settings()
     group = args.group or backfill_group(settings, args.version)
     result = watch_backfill(settings, group, timeout=args.timeout, max_lag=args.max_lag)
     result |= {"version": args.version, "switched": False, "before": None, "dropped": []}
@@ -116,10 +116,10 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
 
 def cmd_drop(args: argparse.Namespace) -> int:
-    from streams.settings import Settings
+    from streams.settings import load_settings
     from streams.store import store_for
 
-    store = store_for(Settings())
+    store = store_for(load_settings())
     try:
         dropped = store.drop(args.version)
     finally:

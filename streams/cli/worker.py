@@ -25,21 +25,21 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from streams.settings import Settings
+    from streams.settings import load_settings
     from streams.worker.main import run_worker
 
-    run_worker(Settings(), args.loglevel)
+    run_worker(load_settings(), args.loglevel)
     return 0
 
 
 def cmd_health(args: argparse.Namespace) -> int:
     import urllib.request
 
-    from streams.settings import Settings
+    from streams.settings import load_settings
 
     url = args.url
     if url is None:
-        settings = Settings()
+        settings = load_settings()
         if not settings.metrics_port:
             print("unhealthy: metrics are off (INTEREST_METRICS_PORT=0)", file=sys.stderr)
             return 1

@@ -15,7 +15,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.errors import StreamError
 from streams.kafka.client import kafka_security
-from streams.settings import Settings
+from streams.settings import Settings, load_settings
 
 EVENT_TOPICS = ("clicks", "views", "reviews")  # read together by the events agent
 TOPICS = (*EVENT_TOPICS, "items", "feedback", "dlq", "examples")
@@ -99,5 +99,5 @@ async def _until_led(settings: Settings, topics: list[str], timeout: float = 30.
 
 
 if __name__ == "__main__":
-    created = ensure_topics(Settings())
+    created = ensure_topics(load_settings())
     print("created", created or "nothing (all topics exist)")

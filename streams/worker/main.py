@@ -1,6 +1,6 @@
 """Running a worker process: topics, metrics endpoint, the Faust app, Faust's worker loop.
 
-run_worker(Settings())                                  # interest-stream worker
+run_worker(load_settings())                                  # interest-stream worker
 run_worker(settings, store_factory=lambda s: faulty)    # the fault scenarios' worker
 """
 

@@ -1,0 +1,76 @@
+"""Settings that cannot work are refused at start, in one line per problem naming the
+INTEREST_* variable, and no value (a secret may sit beside the bad one) is ever echoed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from streams.settings import SettingsError, load_settings
+
+PASSWORD = "sasl-password-3e9b1d7c2f"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"INTEREST_RATING_SCALE": "0"}, "INTEREST_RATING_SCALE: Input should be greater than 0"),
+        ({"INTEREST_RATING_CENTER": "nan"}, "INTEREST_RATING_CENTER: Input should be a finite"),
+        ({"INTEREST_WINDOW_MS": "inf"}, "INTEREST_WINDOW_MS: Input should be a finite number"),
+        ({"INTEREST_WINDOW_EVENTS": "-3"}, "INTEREST_WINDOW_EVENTS: Input should be greater"),
+        ({"INTEREST_MIN_TS": "-1"}, "INTEREST_MIN_TS: Input should be greater than or equal"),
+        ({"INTEREST_TOPIC_PARTITIONS": "four"}, "INTEREST_TOPIC_PARTITIONS: Input should be a"),
+        (
+            {"INTEREST_HALF_LIFE_SHORT_S": "100", "INTEREST_HALF_LIFE_LONG_S": "10"},
+            "INTEREST_HALF_LIFE_SHORT_S must not exceed INTEREST_HALF_LIFE_LONG_S",
+        ),
+    ],
+)
+def test_values_that_cannot_work_are_refused_by_name(
+    env: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match="bad settings") as caught:
+        load_settings()
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_settings_error_never_carries_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model validator saw the password beside the bad protocol: it is not echoed."""
+    monkeypatch.setenv("INTEREST_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("INTEREST_KAFKA_SASL_PASSWORD", PASSWORD)
+    monkeypatch.setenv("INTEREST_QDRANT_API_KEY", PASSWORD + "q")
+    monkeypatch.setenv("INTEREST_TOPIC_PARTITIONS", "x")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    text = str(caught.value) + repr(caught.value)
+    assert "INTEREST_KAFKA_SASL_MECHANISM" in text or "INTEREST_TOPIC_PARTITIONS" in text
+    assert PASSWORD not in text
+
+
+@pytest.mark.parametrize("command", [["topics"], ["worker"], ["recommend", "1"], ["forget", "u"]])
+def test_every_command_answers_bad_settings_with_one_line_and_no_secret(
+    command: list[str],
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTEREST_")}
+    env |= {
+        "INTEREST_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "INTEREST_KAFKA_SASL_PASSWORD": PASSWORD,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert PASSWORD not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "INTEREST_KAFKA_SASL_MECHANISM" in lines[0]
