@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ MANIFEST_FILE = "manifest.json"
 HEAD_FILE = "head.npz"  # the learned interest head, when the version has one
 CONTENT_FILES = (MODEL_FILE, TOKENIZER_FILE)
 OPTIONAL_FILES = (HEAD_FILE,)
+VERSION_NAME = re.compile(r"[0-9a-f]{12}")  # what content_version gives
 POOLINGS = ("mean", "cls", "max")
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -141,3 +143,16 @@ def verify_files(directory: Path, manifest: Manifest) -> None:
                 f"{path}: sha256 {actual[:16]}… does not match the manifest's {expected[:16]}…; "
                 "the file is corrupt or was replaced; export the model again"
             )
+    # The hashes match the files, but the manifest itself may have been edited with them:
+    # the version must still be the content address of the files, and the folder's name.
+    derived = content_version(manifest.files)
+    if derived != manifest.version:
+        raise ModelIntegrityError(
+            f"{directory}: the manifest says version {manifest.version}, but its files are "
+            f"version {derived}: the model was changed after export; export it again"
+        )
+    name = Path(directory).name
+    if VERSION_NAME.fullmatch(name) and name != manifest.version:
+        raise ModelIntegrityError(
+            f"{directory}: a folder named as version {name} holds version {manifest.version}"
+        )

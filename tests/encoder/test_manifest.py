@@ -17,6 +17,7 @@ from encoder.manifest import (
 
 
 def make_version(tmp_path: Path) -> tuple[Path, Manifest]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "model.onnx").write_bytes(b"graph bytes")
     (tmp_path / "tokenizer.json").write_text("{}")
     files = {n: sha256_file(tmp_path / n) for n in ("model.onnx", "tokenizer.json")}
@@ -89,3 +90,25 @@ def test_invalid_field_values_are_named(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="pooling") as info:
         read_manifest(path)
     assert "dimension" in str(info.value)
+
+
+def test_a_file_edited_with_its_hash_is_refused_under_the_old_version(tmp_path: Path) -> None:
+    """A tokenizer changed together with its sha256 in the manifest keeps the old version
+    name, so it would write into the real model's collections: refused at load."""
+    path, manifest = make_version(tmp_path)
+    (path / "tokenizer.json").write_text('{"edited": true}')
+    files = dict(manifest.files) | {"tokenizer.json": sha256_file(path / "tokenizer.json")}
+    edited = dataclasses.replace(manifest, files=files)
+    write_manifest(path, edited)
+    with pytest.raises(ModelIntegrityError, match="the model was changed after export"):
+        verify_files(path, read_manifest(path))
+
+
+def test_a_folder_named_as_another_version_is_refused(tmp_path: Path) -> None:
+    path, manifest = make_version(tmp_path / "x")
+    wrong = path.parent / ("0" * 12)
+    path.rename(wrong)
+    with pytest.raises(ModelIntegrityError, match="holds version"):
+        verify_files(wrong, manifest)
+    right = wrong.rename(wrong.parent / manifest.version)
+    verify_files(right, manifest)
