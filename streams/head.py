@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from streams.errors import StreamError
+
 
 @dataclasses.dataclass(frozen=True)
 class Head:
@@ -29,21 +31,60 @@ class Head:
     half_life_s: float | None
     half_life_events: float | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {item: n for n, item in enumerate(self.item_ids)})
+
     @property
     def dim(self) -> int:
         return int(self.A.shape[0])
 
-    def history_vectors(self, e: np.ndarray, ids: bool = True) -> np.ndarray:
-        """``x_j`` for every item (``ids=False``: the text part alone)."""
-        x = e @ self.A.T
-        return x + self.h if ids else x
+    # -- by item id, as the stream sees items: an id the head never learned has no id part
 
-    def item_matrix(self, e: np.ndarray, ids: bool = True) -> np.ndarray:
-        """``[y_j, b_j]`` for every item: what Qdrant would search with ``[normalize(s), 1]``."""
-        y = e @ self.B.T
-        if ids:
-            return np.concatenate([y + self.v, self.bias[:, None]], axis=1)
-        return np.concatenate([y, np.zeros((len(y), 1), dtype=y.dtype)], axis=1)
+    def rows(self, item_ids: list[str]) -> np.ndarray:
+        """Each id's row in the per-item arrays, -1 for an item the head does not know."""
+        index: dict[str, int] = self._index  # type: ignore[attr-defined]
+        return np.asarray([index.get(i, -1) for i in item_ids], dtype=np.int64)
+
+    def _by_rows(self, table: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        out = table[np.maximum(rows, 0)].astype(np.float64)
+        out[rows < 0] = 0.0
+        return out
+
+    def history_of(self, e: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``x = A·e + h`` for items with text vectors ``e`` at ``rows`` (:meth:`rows`)."""
+        return e.astype(np.float64) @ self.A.T + self._by_rows(self.h, rows)
+
+    def items_of(self, e: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``[B·e + v, b]`` for items with text vectors ``e`` at ``rows``."""
+        y = e.astype(np.float64) @ self.B.T + self._by_rows(self.v, rows)
+        return np.hstack([y, self._by_rows(self.bias[:, None], rows)])
+
+    def id_part(self, item_id: str) -> np.ndarray:
+        """``h`` of one item (zeros for an item the head does not know)."""
+        return self._by_rows(self.h, self.rows([item_id]))[0]
+
+    def history_vectors(
+        self, e: np.ndarray, item_ids: list[str] | None = None, ids: bool = True
+    ) -> np.ndarray:
+        """``x_j`` for the items of text vectors ``e`` (rows of ``item_ids``; default: the
+        head's own items, in its order). ``ids=False``: the text part alone."""
+        if not ids:
+            return e @ self.A.T
+        if item_ids is None:
+            return e @ self.A.T + self.h
+        return self.history_of(e, self.rows(item_ids))
+
+    def item_matrix(
+        self, e: np.ndarray, item_ids: list[str] | None = None, ids: bool = True
+    ) -> np.ndarray:
+        """``[y_j, b_j]`` for the items of text vectors ``e``: what Qdrant searches with a
+        user's ``[normalize(s), 1]``. Rows and ``ids`` as for :meth:`history_vectors`."""
+        if not ids:
+            y = e @ self.B.T
+            return np.concatenate([y, np.zeros((len(y), 1), dtype=y.dtype)], axis=1)
+        if item_ids is None:
+            return np.concatenate([e @ self.B.T + self.v, self.bias[:, None]], axis=1)
+        return self.items_of(e, self.rows(item_ids))
 
     def fold(self, x: np.ndarray, items: np.ndarray, times: np.ndarray) -> np.ndarray:
         """``[normalize(s), 1]`` of one user whose events are ``items`` at ``times`` (in the
@@ -98,3 +139,29 @@ def decay(
     if half_life_events is not None:
         c *= np.exp2(-np.arange(len(times))[::-1] / half_life_events)
     return c
+
+
+NO_DECAY_S = 1e15  # the stream's half-life for a head trained without decay (~30 million years)
+
+
+def load_head(version_dir: Path) -> Head | None:
+    """The head of a model version directory, or None when it has none (``head.npz``; its
+    hash is checked with the version's other files when the model loads)."""
+    path = Path(version_dir) / "head.npz"
+    if not path.exists():
+        return None
+    head = Head.load(path)
+    if head.half_life_events is not None:
+        raise StreamError(
+            f"{path}: the head decays by events, which the stream cannot fold for late or "
+            "out-of-order events; train it with a time half-life (--half-life)"
+        )
+    return head
+
+
+def stream_half_lives(head: Head | None, half_lives: dict[str, float]) -> dict[str, float]:
+    """The stream's half-lives: the served ``short`` one is the head's own when it has one."""
+    if head is None:
+        return half_lives
+    short = head.half_life_s if head.half_life_s is not None else NO_DECAY_S
+    return half_lives | {"short": short, "long": max(short, half_lives["long"])}

@@ -27,6 +27,7 @@ import numpy as np
 from encoder.cache import VectorCache
 from encoder.service import Encoded, Encoder
 from streams.errors import KeyMismatch, ModelChanged, RecordError, TransientError
+from streams.head import Head
 from streams.interest import InterestState, directions_of, event_weight, top_concepts_of
 from streams.records import (
     Event,
@@ -133,6 +134,7 @@ class EventProcessor:
         config: ProcessorConfig,
         *,
         stamp_live: bool = False,
+        head: Head | None = None,
     ) -> None:
         self.encoder = encoder
         self.store = store
@@ -141,17 +143,28 @@ class EventProcessor:
         # A roll-out's new version: each user's state remembers, per topic, the offset of the
         # first event the live stream gave it; the backfill takes only what lies before.
         self.stamp_live = stamp_live
-        self.item_cache = VectorCache(config.item_cache_entries)
-        self._concepts = np.zeros((0, encoder.dimension), dtype=np.float32)
+        self.item_cache = VectorCache(config.item_cache_entries)  # what an event folds
+        # A learned head (streams/head.py): events fold x_j = A·e_j + h_j, items are served
+        # as [y_j, b_j] = [B·e_j + v_j, b_j], users as [normalize(s), 1]; else e_j itself.
+        self.head = head
+        self.dimension = head.dim if head else encoder.dimension  # of the users' sums
+        self._concepts = np.zeros((0, self.dimension), dtype=np.float32)
 
     @property
     def version(self) -> str:
         return self.encoder.version
 
     async def start(self) -> None:
-        self.store.ensure_version(self.version, self.encoder.dimension)
+        if self.head is None:
+            self.store.ensure_version(self.version, self.encoder.dimension)
+        else:  # dot products of [normalize(s), 1] with [y_j, b_j]
+            self.store.ensure_version(self.version, self.head.dim + 1, distance="dot")
         if self.config.concept_labels:
-            self._concepts = (await self.encoder.encode(list(self.config.concept_labels))).vectors
+            labels = (await self.encoder.encode(list(self.config.concept_labels))).vectors
+            if self.head is not None:  # a label is scored as an item without an id would be
+                labels = labels @ self.head.B.T
+                labels /= np.linalg.norm(labels, axis=1, keepdims=True).clip(1e-12)
+            self._concepts = labels.astype(np.float32)
 
     async def items(
         self,
@@ -178,9 +191,19 @@ class EventProcessor:
             encoded = await self._encode(list(latest.values()))
             out.encoded = len(latest) - encoded.cached
             rows = []
-            for (item_id, text), vec in zip(latest.items(), encoded.vectors, strict=True):
-                rows.append((item_id, vec, {"text": text[:500]}))
-                self.item_cache.put(encoded.version, item_id, vec)
+            ids = list(latest)
+            if self.head is None:
+                folded, served = encoded.vectors, encoded.vectors
+            else:
+                rows_of = self.head.rows(ids)
+                folded = self.head.history_of(encoded.vectors, rows_of)
+                served = self.head.items_of(encoded.vectors, rows_of)
+            for n, (item_id, text) in enumerate(latest.items()):
+                payload: dict[str, Any] = {"text": text[:500]}
+                if self.head is not None:  # what an event of the item folds, for other workers
+                    payload["history"] = folded[n].astype(np.float32).tolist()
+                rows.append((item_id, served[n], payload))
+                self.item_cache.put(encoded.version, item_id, folded[n])
             started = time.perf_counter()
             await asyncio.to_thread(self.store.upsert_items, encoded.version, rows)
             out.write_s = time.perf_counter() - started
@@ -238,6 +261,8 @@ class EventProcessor:
                     f"the model changed from {version} to {encoded.version} during a batch"
                 )
             review_vecs = dict(zip(reviews, encoded.vectors, strict=True))
+            if self.head is not None:  # through the history projection; the item's id below
+                review_vecs = {t: v @ self.head.A.T for t, v in review_vecs.items()}
             out.encoded = len(reviews) - encoded.cached
         wanted = {e.item_id for e in events if e.type not in ("review", "forget")}
         items = await self._item_vectors(version, wanted)
@@ -259,19 +284,28 @@ class EventProcessor:
             if vec is None:
                 out.unknown_items += 1
                 continue
-            weight = event_weight(
-                e.type,
-                e.rating,
-                self.config.weights,
-                self.config.rating_center,
-                self.config.rating_scale,
-            )
+            if self.head is not None and e.type == "review":
+                vec = vec + self.head.id_part(e.item_id)
+            weight = self._weight(e)
             if state.fold(e.event_id, e.ts, weight, vec, e.item_id):
                 changed[e.user_id] = state
                 out.event_times.append(e.ts)
             else:
                 out.duplicates += 1
         return out, changed
+
+    def _weight(self, e: Event) -> float:
+        """The event's weight: by type or rating; with a head, the weights it was trained
+        with (every interaction 1, a negative signal its setting)."""
+        if self.head is not None:
+            return self.config.weights["negative"] if e.type == "negative" else 1.0
+        return event_weight(
+            e.type,
+            e.rating,
+            self.config.weights,
+            self.config.rating_center,
+            self.config.rating_scale,
+        )
 
     def _forget(self, events: Sequence[Event], out: Outcome) -> dict[str, InterestState]:
         """Users who asked to be forgotten (``forget`` events): a fresh state that remembers
@@ -286,7 +320,7 @@ class EventProcessor:
             if old is not None and old >= at:
                 continue  # forgotten already, as late or later
             state = InterestState.empty(
-                self.encoder.dimension, self.config.half_lives, self.config.dedupe_window
+                self.dimension, self.config.half_lives, self.config.dedupe_window
             )
             state.forgotten_at = at
             previous = self.state(user_id)  # a roll-out's bookkeeping outlives the forget
@@ -308,6 +342,9 @@ class EventProcessor:
             self.config.concept_temperature,
             self.config.concepts_top,
         )
+        if self.head is not None:  # [normalize(s), 1]: the item's bias adds to the score
+            ones = np.ones((len(users), 1), dtype=np.float32)
+            directions = {name: np.hstack([rows, ones]) for name, rows in directions.items()}
         points = [
             UserPoint(
                 user_id,
@@ -389,7 +426,7 @@ class EventProcessor:
         if data is not None:
             return InterestState.from_bytes(data)
         return InterestState.empty(
-            self.encoder.dimension, self.config.half_lives, self.config.dedupe_window
+            self.dimension, self.config.half_lives, self.config.dedupe_window
         )
 
     async def _item_vectors(self, version: str, item_ids: set[str]) -> dict[str, np.ndarray]:

@@ -118,9 +118,7 @@ class Settings(BaseSettings):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"INTEREST_{name.upper()} must be finite")
         if self.half_life_short_s > self.half_life_long_s:
-            raise ValueError(
-                "INTEREST_HALF_LIFE_SHORT_S must not exceed INTEREST_HALF_LIFE_LONG_S"
-            )
+            raise ValueError("INTEREST_HALF_LIFE_SHORT_S must not exceed INTEREST_HALF_LIFE_LONG_S")
         if (self.kafka_sasl_mechanism is None) != (self.kafka_sasl_username is None):
             raise ValueError(
                 "set INTEREST_KAFKA_SASL_MECHANISM and INTEREST_KAFKA_SASL_USERNAME together"

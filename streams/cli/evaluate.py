@@ -41,12 +41,15 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from encoder.registry import resolve_model_dir
     from streams.evaluation.report import compare_pipeline, format_table
     from streams.evaluation.run import encode_items, evaluate
+    from streams.head import load_head
 
     split, settings = split_and_settings(args)
     vectors, version = encode_items(split.texts, settings.models_root, settings)
-    report = evaluate(split, vectors, version, settings)
+    head = load_head(resolve_model_dir(settings.models_root))
+    report = evaluate(split, vectors, version, settings, head=head)
     if args.through_pipeline:
         from streams.evaluation.pipeline import through_pipeline
 

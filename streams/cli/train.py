@@ -33,9 +33,10 @@ def add_parsers(sub: Any) -> None:
     tr.add_argument("--dim", type=int, default=128, help="the head's dimension (default: 128)")
     tr.add_argument(
         "--half-life",
-        default="none",
+        default="86400",
         metavar="SECONDS|none",
-        help="the decay of the user's sum, in seconds of event time (default: none)",
+        help="the decay of the user's sum, in seconds of event time; the worker serves the "
+        "head's own (default: 86400, a day)",
     )
     tr.add_argument("--epochs", type=int, default=30, help="at most (default: 30)")
     tr.add_argument("--learning-rate", type=float, default=3e-3)
@@ -51,8 +52,13 @@ def add_parsers(sub: Any) -> None:
     tr.add_argument(
         "--write",
         action="store_true",
-        help="write the best seed's head into a new model version beside the encoder's "
-        "(not made current: the worker does not serve heads yet)",
+        help="write the best seed's head into a new model version beside the encoder's",
+    )
+    tr.add_argument(
+        "--set-current",
+        action="store_true",
+        help="with --write: make that version the one workers serve (CURRENT); roll it out "
+        "as any new version (README, Roll-out)",
     )
     tr.add_argument("--json", action="store_true")
     tr.set_defaults(func=cmd_train)
@@ -74,7 +80,7 @@ def _half_life(text: str) -> float | None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from encoder.manifest import read_manifest
-    from encoder.registry import ModelRegistry, resolve_model_dir
+    from encoder.registry import resolve_model_dir
     from streams.errors import StreamError
 
     for name in ("seeds", "dim", "epochs", "sasrec_epochs"):
@@ -86,6 +92,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not 0 <= getattr(args, name) < 1:
             raise StreamError(f"--{name.replace('_', '-')} must be in [0, 1)")
     half_life = _half_life(args.half_life)
+    if args.set_current and not args.write:
+        raise StreamError("--set-current goes with --write")
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -129,8 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "best_seed": report["best_seed"],
             "trained_on": split.counts,
         }
-        new, created = write_head_version(root, version, head, meta)
-        ModelRegistry(root).path(new)  # it is there
+        new, created = write_head_version(root, version, head, meta, args.set_current)
         report["written"] = {"version": new, "parent": version, "created": created}
         print(f"head written as model version {new} (parent {version})", file=sys.stderr)
     if args.json:

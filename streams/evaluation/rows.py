@@ -2,6 +2,8 @@
 
 * ``popularity``: how often the item occurs in all users' histories of the split;
 * ``last item``: cosine to the vector of the user's last history item;
+* ``head``: a learned head's ``[normalize(s), 1]`` against its items' ``[y_j, b_j]``
+  (streams/head.py), the user's sum folded as the stream folds it for a head version;
 * ``interest``: cosine to the forward-decayed interest vector (DESIGN.md, "Interest math")
   of the user's history at the time of its last event,
   ``Σ_j w_j · 2^((t_j - t_last) / h) · e_j``, for a half-life ``h`` (``None``: no decay)
@@ -23,6 +25,7 @@ import numpy as np
 
 from streams.datasets.replay import CLICK_RATING
 from streams.evaluation.protocol import Split, SplitName
+from streams.head import Head
 from streams.settings import Settings
 
 SCHEMES = ("uniform", "rating", "type")
@@ -63,6 +66,18 @@ def interest_vectors(
         users[u] = w @ vectors[seq[:n]].astype(np.float64)
     norms = np.linalg.norm(users, axis=1, keepdims=True)
     return np.divide(users, norms, out=np.zeros_like(users), where=norms > 0)
+
+
+def head_user_vectors(
+    head: Head, split: Split, which: SplitName, e: np.ndarray, ids: bool = True
+) -> np.ndarray:
+    """``[normalize(s_u), 1]`` per user after the split's history (the stream's state)."""
+    x = head.history_vectors(e, split.items, ids).astype(np.float64)
+    users = np.zeros((len(split.users), head.dim + 1))
+    for u, seq in enumerate(split.sequences):
+        n = split.history_length(u, which)
+        users[u] = head.fold(x, seq[:n], split.times[u][:n])
+    return users
 
 
 def score_chunks(

@@ -32,12 +32,14 @@ from streams.evaluation.metrics import metrics, rank_targets
 from streams.evaluation.protocol import SPLITS, Split, SplitName
 from streams.evaluation.rows import (
     Interest,
+    head_user_vectors,
     interest_vectors,
     last_item_vectors,
     popularity_scores,
     schemes_for,
     score_chunks,
 )
+from streams.head import Head
 from streams.settings import Settings
 
 HOUR, DAY = 3_600.0, 86_400.0
@@ -98,9 +100,11 @@ def evaluate(
     settings: Settings,
     progress: bool = True,
     rows: Collection[str] | None = None,
+    head: Head | None = None,
 ) -> dict[str, Any]:
     """The report: ``{"counts", "model_version", "tuned", "rows": [...]}``; ``rows`` names
-    the rows to compute (default: all; the tuning runs only for "interest tuned")."""
+    the rows to compute (default: all; the tuning runs only for "interest tuned"). With the
+    version's learned ``head``, the serving row is the head's, folded as the stream does."""
     wanted = set(ROWS if rows is None else rows)
     if wanted - set(ROWS):
         raise ValueError(f"unknown rows {sorted(wanted - set(ROWS))}; expected some of {ROWS}")
@@ -151,8 +155,16 @@ def evaluate(
     tuned = best(grid) if "interest tuned" in wanted else None
     if tuned is not None:
         add("interest tuned", lambda w: interest(tuned, w), **_info(tuned, version))
-    serving = serving_interest(split, settings)
-    add("serving", lambda w: interest(serving, w), **_info(serving, version))
+    if head is None:
+        serving = serving_interest(split, settings)
+        add("serving", lambda w: interest(serving, w), **_info(serving, version))
+    else:
+        items = head.item_matrix(vectors, split.items)
+
+        def by_head(which: SplitName) -> dict[str, float]:
+            return _by_vectors(split, which, head_user_vectors(head, split, which, vectors), items)
+
+        add("serving", by_head, model_version=version, detail=f"learned head, d={head.dim}")
     return {
         "counts": split.counts,
         "model_version": version,

@@ -179,7 +179,9 @@ class Backfill:
         for rec in records:
             if rec.key:  # no key: dead-lettered when the stream met it
                 by_user[rec.key.decode("utf-8", errors="replace")].append(rec)
-        backfill = EventProcessor(self.target.encoder, self.target.store, {}, self.target.config)
+        backfill = EventProcessor(
+            self.target.encoder, self.target.store, {}, self.target.config, head=self.target.head
+        )
         backfill.item_cache = self.target.item_cache
         live_states: dict[str, InterestState] = {}
         admitted: list[RawRecord] = []

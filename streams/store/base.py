@@ -26,7 +26,7 @@ import dataclasses
 import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -35,6 +35,7 @@ from streams.errors import TransientError
 
 NAMESPACE = uuid.UUID("6f1d8c2a-5b7e-4c1f-9a3d-2e8b7c6d5f40")
 ITEMS, USERS = "items", "users"
+Distance = Literal["cosine", "dot"]
 USER_VECTORS = ("short", "long")
 
 
@@ -108,8 +109,10 @@ class Store(abc.ABC):
     def collections(self) -> set[str]: ...
 
     @abc.abstractmethod
-    def _create(self, name: str, dimension: int, named: Sequence[str]) -> None:
-        """Create a cosine collection: one unnamed vector, or the ``named`` vectors."""
+    def _create(
+        self, name: str, dimension: int, named: Sequence[str], distance: Distance = "cosine"
+    ) -> None:
+        """Create a collection: one unnamed vector, or the ``named`` vectors."""
 
     @abc.abstractmethod
     def aliases(self) -> dict[str, str]:
@@ -146,14 +149,22 @@ class Store(abc.ABC):
 
     # -- versions and aliases -------------------------------------------------------------
 
-    def ensure_version(self, version: str, dimension: int, serve: bool | None = None) -> None:
+    def ensure_version(
+        self,
+        version: str,
+        dimension: int,
+        serve: bool | None = None,
+        distance: Distance = "cosine",
+    ) -> None:
         """Create ``items__v`` and ``users__v`` if missing; point the aliases at them when
-        ``serve`` is true, or when ``serve`` is None and no alias exists yet."""
+        ``serve`` is true, or when ``serve`` is None and no alias exists yet. ``distance``:
+        cosine for the encoder's vectors, dot for a learned head's ``[y, b]`` items and
+        ``[normalize(s), 1]`` users."""
         names = self.collections()
         if collection(ITEMS, version) not in names:
-            self._create(collection(ITEMS, version), dimension, ())
+            self._create(collection(ITEMS, version), dimension, (), distance)
         if collection(USERS, version) not in names:
-            self._create(collection(USERS, version), dimension, USER_VECTORS)
+            self._create(collection(USERS, version), dimension, USER_VECTORS, distance)
         if serve or (serve is None and self.serving() is None):
             self.switch(version)
 
@@ -204,9 +215,16 @@ class Store(abc.ABC):
         if not ids:
             return {}
         hits = self._retrieve(
-            collection(ITEMS, version), [point_id("item", i) for i in ids], ["item_id"], True
+            collection(ITEMS, version),
+            [point_id("item", i) for i in ids],
+            ["item_id", "history"],
+            True,
         )
-        return {h.payload["item_id"]: np.asarray(h.vector, dtype=np.float32) for h in hits}
+        # A head's items are served as [y, b]; what an event folds is in "history".
+        return {
+            h.payload["item_id"]: np.asarray(h.payload.get("history", h.vector), dtype=np.float32)
+            for h in hits
+        }
 
     def item_texts(self, version: str, item_ids: Iterable[str]) -> dict[str, str]:
         """The stored texts of items (the first 500 characters); unknown ids are left out."""

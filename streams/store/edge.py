@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 import qdrant_edge as qe
 
-from streams.store.base import ITEMS, USERS, Hit, Store, StoreError, point_id
+from streams.store.base import ITEMS, USERS, Distance, Hit, Store, StoreError, point_id
 
 ALIASES = "aliases.json"
 OPTIMIZE_EVERY = 50_000  # points written to a shard between two optimizer runs
@@ -63,8 +63,11 @@ class EdgeStore(Store):
     def collections(self) -> set[str]:
         return {p.name for p in self.root.iterdir() if p.is_dir() and "__" in p.name}
 
-    def _create(self, name: str, dimension: int, named: Sequence[str]) -> None:
-        params = qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)
+    def _create(
+        self, name: str, dimension: int, named: Sequence[str], distance: Distance = "cosine"
+    ) -> None:
+        metric = qe.Distance.Cosine if distance == "cosine" else qe.Distance.Dot
+        params = qe.EdgeVectorParams(size=dimension, distance=metric)
         config = qe.EdgeConfig(vectors={n: params for n in named} if named else params)
         self.shards[name] = qe.EdgeShard.create(str(self.root / name), config)
 

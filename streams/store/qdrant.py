@@ -14,7 +14,7 @@ from typing import Any
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
-from streams.store.base import ITEMS, USERS, Hit, Store, StoreError, point_id
+from streams.store.base import ITEMS, USERS, Distance, Hit, Store, StoreError, point_id
 
 
 class QdrantStore(Store):
@@ -43,8 +43,11 @@ class QdrantStore(Store):
     def collections(self) -> set[str]:
         return {c.name for c in self._call(self.client.get_collections).collections}
 
-    def _create(self, name: str, dimension: int, named: Sequence[str]) -> None:
-        params = qm.VectorParams(size=dimension, distance=qm.Distance.COSINE)
+    def _create(
+        self, name: str, dimension: int, named: Sequence[str], distance: Distance = "cosine"
+    ) -> None:
+        metric = qm.Distance.COSINE if distance == "cosine" else qm.Distance.DOT
+        params = qm.VectorParams(size=dimension, distance=metric)
         config: Any = {n: params for n in named} if named else params
         self._call(self.client.create_collection, name, vectors_config=config)
 

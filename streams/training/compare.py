@@ -188,7 +188,7 @@ def compare(
 
 def _head_ranks(split: Split, head: Head, vectors: np.ndarray, ids: bool) -> np.ndarray:
     users = user_vectors(head, split, "test", vectors, ids)
-    return ranks_of(split, "test", users, head.item_matrix(vectors, ids))
+    return ranks_of(split, "test", users, head.item_matrix(vectors, split.items, ids))
 
 
 def ranks_of_scores(split: Split, which: SplitName, scores: np.ndarray) -> np.ndarray:

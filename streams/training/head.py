@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from streams.evaluation.metrics import metrics, rank_targets
 from streams.evaluation.protocol import Split, SplitName
+from streams.evaluation.rows import head_user_vectors as user_vectors
 from streams.head import Head, decay
 
 MIN_COEF = 1e-9  # decayed history entries below this weight are left out of a batch
@@ -56,18 +57,6 @@ class HeadConfig:
     weight_decay: float = 0.0
     id_dropout: float = 0.3
     seed: int = 0
-
-
-def user_vectors(
-    head: Head, split: Split, which: SplitName, e: np.ndarray, ids: bool = True
-) -> np.ndarray:
-    """``[normalize(s_u), 1]`` per user after the split's history (the stream's state)."""
-    x = head.history_vectors(e, ids).astype(np.float64)
-    users = np.zeros((len(split.users), head.dim + 1))
-    for u, seq in enumerate(split.sequences):
-        n = split.history_length(u, which)
-        users[u] = head.fold(x, seq[:n], split.times[u][:n])
-    return users
 
 
 def principal_projection(e: np.ndarray, dim: int) -> np.ndarray:

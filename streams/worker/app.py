@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -32,7 +33,8 @@ from encoder.manifest import read_manifest
 from encoder.model import load_model
 from encoder.registry import resolve_model_dir
 from encoder.service import Encoder
-from streams.errors import BrokerUnavailable, StreamError
+from streams.errors import BrokerUnavailable
+from streams.head import Head, load_head, stream_half_lives
 from streams.kafka.client import broker_credentials
 from streams.kafka.topics import EVENT_TOPICS
 from streams.processor import EventProcessor, Outcome, ProcessorConfig, RawRecord, load_concepts
@@ -63,9 +65,9 @@ AGENT_OF_KIND: dict[str, Agent] = {
 StoreFactory = Callable[[Settings], Store]
 
 
-def processor_config(settings: Settings) -> ProcessorConfig:
+def processor_config(settings: Settings, head: Head | None = None) -> ProcessorConfig:
     return ProcessorConfig(
-        half_lives=settings.half_lives,
+        half_lives=stream_half_lives(head, settings.half_lives),
         weights={
             "click": settings.weight_click,
             "view": settings.weight_view,
@@ -191,14 +193,7 @@ class Worker:
         self.store_factory = store_factory
         self.app = app = faust_app(settings)
         self.model_dir = resolve_model_dir(settings.models_root)  # fixed for this worker's life
-        manifest = read_manifest(self.model_dir)
-        if manifest.head:
-            raise StreamError(
-                f"model version {manifest.version} carries a learned interest head, which "
-                "this worker does not serve yet: point CURRENT (or INTEREST_MODEL_DIR) at "
-                f"its parent encoder version {manifest.parent}"
-            )
-        self.version = manifest.version
+        self.version = read_manifest(self.model_dir).version
         metrics.model.labels(self.version).set(1)
         self.table = state_table(app, self.version, settings.topic_partitions)
         self.old_version = self._rollout_source()
@@ -303,9 +298,8 @@ class Worker:
         )
         encoder.batcher.on_batch = self.metrics.encoder_batch
         store = self.store_factory(s)
-        config = processor_config(s)
         rolling = self.old_version is not None
-        new = EventProcessor(encoder, store, TableStates(self.table), config, stamp_live=rolling)
+        new = self._processor(encoder, store, self.model_dir, self.table, stamp_live=rolling)
         await new.start()
         processing: EventProcessor | DualWrite = new
         if self.old_version is not None and self.old_table is not None:
@@ -315,7 +309,8 @@ class Worker:
                 provider=s.encoder_provider,
                 threads=s.encoder_threads,
             )
-            old = EventProcessor(Encoder(old_model), store, TableStates(self.old_table), config)
+            old_dir = s.models_root / self.old_version
+            old = self._processor(Encoder(old_model), store, old_dir, self.old_table)
             await old.start()
             processing = DualWrite(new, old)
             rollout = Rollout(
@@ -345,6 +340,21 @@ class Worker:
                 model.version,
             )
         return processing
+
+    def _processor(
+        self,
+        encoder: Encoder,
+        store: Store,
+        version_dir: Path,
+        table: StateTable,
+        stamp_live: bool = False,
+    ) -> EventProcessor:
+        """A version's processor: with its learned head (and the head's half-life for the
+        served vector) when it has one."""
+        head = load_head(version_dir)
+        config = processor_config(self.settings, head)
+        states = TableStates(table)
+        return EventProcessor(encoder, store, states, config, stamp_live=stamp_live, head=head)
 
     # -- what a window tells -----------------------------------------------------------------
 

@@ -340,3 +340,53 @@ def test_the_backfill_takes_what_lies_before_the_live_stamp_and_after_its_last_m
         o for o in (10, 20, 21, 49, 50, 70) if _before(RawRecord("clicks", b"", "t", 0, o), live)
     ] == [21, 49]
     assert _before(RawRecord("clicks", b"", "other", 0, 10**9), live)  # no stamp in that topic
+
+
+def test_a_head_folds_its_history_vectors_and_serves_items_by_dot_product() -> None:
+    """With a learned head the user's sum is of x = A·e + h, items are stored as [y, b]
+    (what is searched) with x in their payload, and the user as [normalize(s), 1]."""
+    from streams.head import Head
+
+    rng = np.random.default_rng(3)
+    d = 4
+    head = Head(
+        ["1", "2"],  # item 3 is new to the head: its text part only
+        rng.normal(size=(d, 8)),
+        rng.normal(size=(d, 8)),
+        rng.normal(size=(2, d)),
+        rng.normal(size=(2, d)),
+        np.array([0.5, -0.25]),
+        86_400.0,
+    )
+
+    async def body() -> None:
+        model = FakeModel(dimension=8, max_length=64)
+        store = QdrantStore.connect()
+        states: dict = {}
+        async with Encoder(model, max_wait_ms=1) as enc:
+            proc = EventProcessor(enc, store, states, config(), head=head)
+            await proc.start()
+            await proc.items([rec("items", item_id=i, text=f"movie {i}") for i in (1, 2, 3)])
+            e = {i: model.expected(f"movie {i}") for i in ("1", "2", "3")}
+            x = {i: head.history_of(e[i][None], head.rows([i]))[0] for i in e}
+            got = store.item_vectors(proc.version, ["1", "3"])
+            np.testing.assert_allclose(got["1"], x["1"], atol=1e-5)
+            np.testing.assert_allclose(got["3"], e["3"] @ head.A.T, atol=1e-5)  # no id part
+            clicks = [
+                rec("clicks", event_id="a", user_id="u", item_id=1, ts=T0, rating=1.0),
+                rec("views", event_id="b", user_id="u", item_id=3, ts=T0 + 3600),
+            ]
+            await proc.events(clicks)
+            # Every interaction weighs 1 for a head (its training), a low rating too.
+            s = 2 ** (-1 / 24) * x["1"] + x["3"]
+            user = store.user("u", proc.version)
+            assert user is not None
+            expected = np.append(s / np.linalg.norm(s), 1.0)
+            np.testing.assert_allclose(user.vector["short"], expected, atol=1e-5)
+            hits = store.recommend("u", k=3)
+            items = {i: head.items_of(e[i][None], head.rows([i]))[0] for i in e}
+            scores = {i: float(expected @ items[i]) for i in e}
+            assert [h.payload["item_id"] for h in hits] == sorted(scores, key=lambda i: -scores[i])
+            assert [h.score for h in hits] == pytest.approx(sorted(scores.values())[::-1], abs=1e-4)
+
+    asyncio.run(body())

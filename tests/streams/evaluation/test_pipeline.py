@@ -56,3 +56,51 @@ def test_the_pipeline_ranks_like_the_offline_serving_row(
     measured = through_pipeline(split, settings, progress=False)
     for column in COLUMNS:
         assert measured[column] == pytest.approx(offline[column], abs=1e-9), column
+
+
+def test_a_learned_head_is_served_exactly_as_the_offline_row(
+    kafka_broker, default_model_dir: Path, tmp_path: Path
+) -> None:
+    """A version with a head: the worker folds x_j, Qdrant searches [y_j, b_j] with
+    [normalize(s), 1] (dot product), and ranks every user as the offline head row does."""
+    import shutil
+
+    import numpy as np
+
+    from streams.head import Head, load_head
+    from streams.training.versions import write_head_version
+
+    split: Split = small_split(seed=4)
+    root = tmp_path / "models"
+    root.mkdir()
+    shutil.copytree(default_model_dir, root / default_model_dir.name)
+    rng = np.random.default_rng(7)
+    n, d = len(split.items), 16
+    known = split.items[:-2]  # the last two items: new to the head, text part only
+    head = Head(
+        list(known),
+        rng.normal(size=(d, 384)) / 20,
+        rng.normal(size=(d, 384)) / 20,
+        rng.normal(size=(n - 2, d)),
+        rng.normal(size=(n - 2, d)),
+        rng.normal(size=n - 2),
+        86_400.0,
+    )
+    version, _ = write_head_version(root, default_model_dir.name, head, {}, set_current=True)
+    settings = Settings(
+        kafka_bootstrap=kafka_broker.bootstrap,
+        model_dir=root,
+        window_ms=100,
+        item_wait_ms=200,
+        encoder_provider="cpu",
+    )
+    vectors, served = encode_items(split.texts, root, settings, progress=False)
+    assert served == version
+    loaded = load_head(root / version)
+    assert loaded is not None
+    report = evaluate(split, vectors, version, settings, progress=False, head=loaded)
+    offline = next(r for r in report["rows"] if r["name"] == "serving" and r["split"] == "test")
+    assert offline["detail"] == "learned head, d=16"
+    measured = through_pipeline(split, settings, progress=False)
+    for column in COLUMNS:
+        assert measured[column] == pytest.approx(offline[column], abs=1e-9), column

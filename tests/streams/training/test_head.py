@@ -136,12 +136,10 @@ def test_a_head_survives_its_file(tmp_path: Path) -> None:
         np.testing.assert_array_equal(getattr(back, name), getattr(head, name))
 
 
-def test_a_head_version_is_content_addressed_verified_and_refused_by_the_worker(
-    tiny_root: Path,
-) -> None:
+def test_a_head_version_is_content_addressed_and_verified(tiny_root: Path) -> None:
     from encoder.registry import ModelRegistry
     from streams.errors import StreamError
-    from streams.worker.app import build_app
+    from streams.head import load_head
 
     parent = ModelRegistry(tiny_root).current()
     assert parent is not None
@@ -165,8 +163,13 @@ def test_a_head_version_is_content_addressed_verified_and_refused_by_the_worker(
     with pytest.raises(ModelIntegrityError):
         verify_files(tiny_root / version, manifest)
     assert ModelRegistry(tiny_root).current() == parent  # never made current by itself
-    with pytest.raises(StreamError, match="carries a learned interest head"):
-        build_app(Settings(model_dir=tiny_root / other, data_dir=tiny_root.parent))
+    assert load_head(tiny_root / parent) is None
+    loaded = load_head(tiny_root / other)
+    assert loaded is not None and loaded.bias.tolist() == bias.tolist()
+    by_events = Head(split.items, head.A, head.B, zero, zero, bias, None, half_life_events=10)
+    events, _ = write_head_version(tiny_root, parent, by_events, {})
+    with pytest.raises(StreamError, match="decays by events"):
+        load_head(tiny_root / events)
 
 
 def test_sasrec_trains_and_ranks_every_user() -> None:
