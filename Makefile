@@ -40,6 +40,10 @@ demo: ## set up, export, start Kafka and a worker, replay MovieLens, recommend, 
 results: ## MovieLens quality, offline and through the pipeline: README table + docs/ plot
 	bash scripts/results.sh
 
+.PHONY: train
+train: ## the learned interest head beside zero-shot and SASRec (3 seeds): README table
+	bash scripts/train.sh
+
 .PHONY: soak
 soak: ## 30 minutes at 500 events/s (10% reviews): the worker's memory and the lag, sampled
 	$(VENV)/bin/interest-stream bench soak --minutes 30 --rate 500 --json >data/soak.json

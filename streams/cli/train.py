@@ -100,8 +100,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise StreamError(
             "train needs torch: pip install 'interest-stream[train]' (the train extra)"
         ) from None
+    from streams.evaluation.report import train_table
     from streams.evaluation.run import encode_items
-    from streams.training.compare import CompareConfig, compare, format_report
+    from streams.training.compare import CompareConfig, compare
     from streams.training.head import HeadConfig
     from streams.training.versions import write_head_version
 
@@ -143,5 +144,5 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report)
     else:
-        print(format_report(report))
+        print(train_table(report))
     return 0

@@ -154,6 +154,9 @@ def standing(report: dict[str, Any]) -> str:
     )
 
 
+TRAIN_KEYS = ("recall@10", "ndcg@10", "recall@5", "ndcg@5")
+
+
 def update_readme(readme: Path, name: str, body: str) -> None:
     """Replace what stands between the README's ``name`` markers with ``body``."""
     begin, end = BEGIN.format(name), END.format(name)
@@ -163,6 +166,63 @@ def update_readme(readme: Path, name: str, body: str) -> None:
         raise ValueError(f"{readme} has no {begin} ... {end} section to replace")
     section = f"{begin}\n{body}\n{end}"
     readme.write_text(pattern.sub(lambda _: section, text), encoding="utf-8")
+
+
+def train_table(report: dict[str, Any]) -> str:
+    """The comparison as a Markdown table (test split)."""
+    lines = [
+        "| row | Recall@10 | NDCG@10 | Recall@5 | NDCG@5 | seeds |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def cell(row: dict[str, Any], k: str) -> str:
+        if row.get("seeds", 0) > 1:
+            return f"{row[k]:.4f} ± {row[f'{k}_std']:.4f}"
+        return f"{row[k]:.4f}"
+
+    def add(name: str, row: dict[str, Any]) -> None:
+        cells = " | ".join(cell(row, k) for k in TRAIN_KEYS)
+        lines.append(f"| {name} | {cells} | {row.get('seeds', 0) or '-'} |")
+
+    for row in report["rows"]:
+        add(row["name"] + (" (train extra)" if row.get("train") else ""), row)
+    cold = report.get("cold_start")
+    if cold:
+        for row in cold["rows"]:
+            add(
+                f"cold start ({cold['users']} users, {cold['items']} new items): {row['name']}", row
+            )
+    return "\n".join(lines)
+
+
+def train_section(report: dict[str, Any], command: str) -> str:
+    """The README's learned-head section: the table and where it stands."""
+    rows = {r["name"]: r for r in report["rows"]}
+    head, lines = rows["learned head"], []
+    lines.append(
+        f"Test split, {report['counts']['interactions']:,} interactions of "
+        f"{report['counts']['users']} users on {report['counts']['items']:,} items; encoder "
+        f"`{report['model_version']}`; made by `{command}`."
+    )
+    lines += ["", train_table(report), ""]
+    said = f"**Where we stand:** the learned head reaches {head['recall@10']:.4f} Recall@10"
+    if "SASRec" in rows:
+        sasrec = rows["SASRec"]["recall@10"]
+        ratio = f"{head['recall@10'] / sasrec:.2f}x" if sasrec > 0 else "against"
+        said += f", {ratio} SASRec trained here ({sasrec:.4f})"
+    said += f"; the goal of 0.153 is {'met' if head['recall@10'] >= 0.153 else 'not met'}."
+    lines.append(said)
+    records = report.get("records", {})
+    times = []
+    for name, key in (("the head", "head"), ("SASRec", "sasrec")):
+        runs = records.get(key) or []
+        if runs:
+            epochs = ", ".join(str(r["best_epoch"]) for r in runs)
+            seconds = sum(r["seconds"] for r in runs) / len(runs)
+            times.append(f"{name} {seconds:.0f} s a seed (best epochs {epochs})")
+    if times:
+        lines += ["", "Training on this machine: " + "; ".join(times) + "."]
+    return "\n".join(lines)
 
 
 def plot_recall(report: dict[str, Any], path: Path) -> None:
@@ -200,10 +260,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, help="a saved `interest-stream eval --json`")
     parser.add_argument("--plot", type=Path, help="the Recall@10 PNG to write (--results)")
     parser.add_argument("--curve", type=Path, help="a saved `interest-stream finetune --json`")
+    parser.add_argument("--train", type=Path, help="a saved `interest-stream train --json`")
     parser.add_argument("--command", default="make results", help="named in the README")
     args = parser.parse_args(argv)
-    if args.results is None and args.curve is None:
-        parser.error("nothing to publish: give --results (with --plot) or --curve")
+    if args.results is None and args.curve is None and args.train is None:
+        parser.error("nothing to publish: give --results (with --plot), --curve or --train")
     if args.results is not None:
         if args.plot is None:
             parser.error("--results needs --plot")
@@ -215,6 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         update_readme(
             args.readme, "results", readme_section(report, shown.as_posix(), args.command)
         )
+    if args.train is not None:
+        trained = orjson.loads(args.train.read_bytes())
+        update_readme(args.readme, "train", train_section(trained, args.command))
     if args.curve is not None:
         records = orjson.loads(args.curve.read_bytes())
         update_readme(args.readme, "curve", curve_section(records, args.command))

@@ -193,30 +193,3 @@ def _head_ranks(split: Split, head: Head, vectors: np.ndarray, ids: bool) -> np.
 
 def ranks_of_scores(split: Split, which: SplitName, scores: np.ndarray) -> np.ndarray:
     return _ranks(split, which, range(len(split.users)), scores)
-
-
-def format_report(report: dict[str, Any]) -> str:
-    """The comparison as a Markdown table (test split)."""
-    lines = [
-        "| row | Recall@10 | NDCG@10 | Recall@5 | NDCG@5 | seeds |",
-        "|---|---|---|---|---|---|",
-    ]
-
-    def cell(row: dict[str, Any], k: str) -> str:
-        if row.get("seeds", 0) > 1:
-            return f"{row[k]:.4f} ± {row[f'{k}_std']:.4f}"
-        return f"{row[k]:.4f}"
-
-    def add(name: str, row: dict[str, Any]) -> None:
-        cells = " | ".join(cell(row, k) for k in KEYS)
-        lines.append(f"| {name} | {cells} | {row.get('seeds', 0) or '-'} |")
-
-    for row in report["rows"]:
-        add(row["name"] + (" (train extra)" if row.get("train") else ""), row)
-    cold = report.get("cold_start")
-    if cold:
-        for row in cold["rows"]:
-            add(
-                f"cold start ({cold['users']} users, {cold['items']} new items): {row['name']}", row
-            )
-    return "\n".join(lines)

@@ -51,7 +51,7 @@ class HeadConfig:
     # the stream cannot fold it for late events; measured beside time half-lives.
     half_life_events: float | None = None
     epochs: int = 12  # at most
-    patience: int = 2  # epochs without a better validation Recall@10 before stopping
+    patience: int = 3  # epochs without a better validation Recall@10 before stopping
     batch_size: int = 512
     learning_rate: float = 3e-3
     weight_decay: float = 0.0
