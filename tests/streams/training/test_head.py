@@ -220,7 +220,7 @@ def test_train_compares_the_rows_and_writes_the_head(
     readme.write_text("# x\n<!-- train:begin -->\nold\n<!-- train:end -->\n")
     assert publish(["--readme", str(readme), "--train", str(tmp_path / "train.json")]) == 0
     text = readme.read_text()
-    assert "| learned head (train extra) |" in text and "old" not in text
+    assert "| learned head (train extra) |" in text and "PLACEHOLDER" not in text
     assert "**Where we stand:** the learned head reaches" in text
     assert "Training on this machine: the head" in text
 
