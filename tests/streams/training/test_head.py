@@ -217,7 +217,7 @@ def test_train_compares_the_rows_and_writes_the_head(
 
     (tmp_path / "train.json").write_bytes(orjson.dumps(report))
     readme = tmp_path / "README.md"
-    readme.write_text("# x\n<!-- train:begin -->\nold\n<!-- train:end -->\n")
+    readme.write_text("# x\n<!-- train:begin -->\nPLACEHOLDER\n<!-- train:end -->\n")
     assert publish(["--readme", str(readme), "--train", str(tmp_path / "train.json")]) == 0
     text = readme.read_text()
     assert "| learned head (train extra) |" in text and "PLACEHOLDER" not in text
