@@ -7,12 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASET=${DATASET:-../shared/data/movielens-latest-small}
 SEEDS=${SEEDS:-3}
+SASREC_SEEDS=${SASREC_SEEDS:-$SEEDS}
+SASREC_EPOCHS=${SASREC_EPOCHS:-400}
 CLI=.venv/bin/interest-stream
 
 [ -f data/models/CURRENT ] || $CLI export --out data/models
 mkdir -p docs
-$CLI train --dataset movielens --path "$DATASET" --seeds "$SEEDS" --write --json \
+$CLI train --dataset movielens --path "$DATASET" --seeds "$SEEDS" --sasrec-seeds "$SASREC_SEEDS" \
+    --sasrec-epochs "$SASREC_EPOCHS" --write --json \
     >docs/train.json.new
 mv docs/train.json.new docs/train.json
 .venv/bin/python -m streams.evaluation.report --readme README.md --train docs/train.json \
-    --command "make train"
+    --command "make train (SEEDS=$SEEDS SASREC_SEEDS=$SASREC_SEEDS SASREC_EPOCHS=$SASREC_EPOCHS)"

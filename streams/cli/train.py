@@ -44,6 +44,9 @@ def add_parsers(sub: Any) -> None:
     tr.add_argument("--no-sasrec", dest="sasrec", action="store_false", help="skip SASRec")
     tr.add_argument("--sasrec-epochs", type=int, default=400, help="at most (default: 400)")
     tr.add_argument(
+        "--sasrec-seeds", type=int, default=None, help="seeds for SASRec (default: --seeds)"
+    )
+    tr.add_argument(
         "--cold-share",
         type=float,
         default=0.15,
@@ -83,8 +86,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from encoder.registry import resolve_model_dir
     from streams.errors import StreamError
 
-    for name in ("seeds", "dim", "epochs", "sasrec_epochs"):
-        if getattr(args, name) < 1:
+    for name in ("seeds", "dim", "epochs", "sasrec_epochs", "sasrec_seeds"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise StreamError(f"--{name.replace('_', '-')} must be at least 1")
     if not 0 < args.learning_rate < math.inf:
         raise StreamError(f"--learning-rate must be a positive number, not {args.learning_rate}")
@@ -128,6 +131,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         head=head_config,
         sasrec=args.sasrec,
         sasrec_epochs=args.sasrec_epochs,
+        sasrec_seeds=args.sasrec_seeds,
         cold_share=args.cold_share,
     )
     report, head = compare(split, vectors, version, settings, config)

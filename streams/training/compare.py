@@ -40,6 +40,7 @@ class CompareConfig:
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
     sasrec: bool = True
     sasrec_epochs: int = 400
+    sasrec_seeds: int | None = None  # default: seeds
     cold_share: float = 0.15  # 0: no cold-start rows
 
 
@@ -124,7 +125,7 @@ def compare(
 
         sasrec = []
         records["sasrec"] = []
-        for seed in range(config.seeds):
+        for seed in range(config.sasrec_seeds or config.seeds):
             say(f"SASRec, seed {seed}")
             model, record = train_sasrec(
                 split, SasrecConfig(seed=seed, epochs=config.sasrec_epochs), progress=progress
@@ -165,7 +166,7 @@ def compare(
             from streams.training.sasrec import SasrecConfig, train_sasrec
 
             sas_cold = []
-            for seed in range(config.seeds):
+            for seed in range(config.sasrec_seeds or config.seeds):
                 model, _ = train_sasrec(
                     split,
                     SasrecConfig(seed=seed, epochs=config.sasrec_epochs),

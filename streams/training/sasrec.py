@@ -62,6 +62,12 @@ def _network(n_items: int, config: SasrecConfig) -> Any:
             )
             self.blocks = nn.TransformerEncoder(layer, config.blocks, enable_nested_tensor=False)
             self.norm = nn.LayerNorm(config.hidden)
+            # Small initial embeddings (as the reference implementations): N(0, 1) ones make
+            # the first logits huge and the softmax saturated.
+            nn.init.normal_(self.items.weight, std=0.02)
+            nn.init.normal_(self.positions.weight, std=0.02)
+            with torch.no_grad():
+                self.items.weight[0].zero_()
             mask = torch.triu(torch.ones(config.max_length, config.max_length, dtype=torch.bool), 1)
             self.register_buffer("causal", mask)
 
