@@ -38,6 +38,14 @@ def add_parsers(sub: Any) -> None:
         help="the decay of the user's sum, in seconds of event time; the worker serves the "
         "head's own (default: 86400, a day)",
     )
+    tr.add_argument(
+        "--half-life-events",
+        type=float,
+        default=None,
+        metavar="EVENTS",
+        help="also decay by events (x 2^(-1/EVENTS) per later event): measured offline "
+        "only, since the stream cannot fold it for late or out-of-order events",
+    )
     tr.add_argument("--epochs", type=int, default=30, help="at most (default: 30)")
     tr.add_argument("--learning-rate", type=float, default=3e-3)
     tr.add_argument("--id-dropout", type=float, default=0.3, help="share of per-item parts dropped")
@@ -97,6 +105,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     half_life = _half_life(args.half_life)
     if args.set_current and not args.write:
         raise StreamError("--set-current goes with --write")
+    if args.half_life_events is not None:
+        if not 0 < args.half_life_events < math.inf:
+            raise StreamError(f"--half-life-events must be > 0, not {args.half_life_events}")
+        if args.write:
+            raise StreamError(
+                "--half-life-events cannot be written: the stream cannot serve decay by events"
+            )
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -122,6 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     head_config = HeadConfig(
         dim=args.dim,
         half_life_s=half_life,
+        half_life_events=args.half_life_events,
         epochs=args.epochs,
         learning_rate=args.learning_rate,
         id_dropout=args.id_dropout,
