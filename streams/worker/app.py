@@ -134,9 +134,11 @@ class KafkaOutput:
         self.examples_topic = examples_topic
         self.tables = tables
 
-    async def dead_letter(self, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+    async def dead_letter(
+        self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
         try:
-            delivered = await self.dlq_topic.send(value=value, headers=headers)  # queued
+            delivered = await self.dlq_topic.send(key=key, value=value, headers=headers)
             await delivered  # acknowledged by the broker
         except KafkaError as exc:
             raise BrokerUnavailable(f"the dead-letter topic did not take a record: {exc}") from exc

@@ -22,7 +22,9 @@ passes a fake output and a list of records, and needs no broker.
 from __future__ import annotations
 
 import functools
+import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
@@ -33,6 +35,7 @@ from streams.records import Example, ForgetMarker
 from streams.worker.gaps import GapGuard
 from streams.worker.retry import Retry
 
+log = logging.getLogger(__name__)
 Agent = Literal["items", "events", "feedback"]
 MAX_RECORD_BYTES = 16 * 1024 * 1024  # the broker's and the producer's limit
 DEAD_LETTER_BYTES = MAX_RECORD_BYTES - 64 * 1024  # room for the error headers
@@ -45,8 +48,10 @@ Observer = Callable[[Agent, Outcome, list[float], float], None]
 class WindowOutput(Protocol):
     """Where a window's results go besides the store (Kafka, in the worker)."""
 
-    async def dead_letter(self, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        """Send one dead letter and wait until the broker has it."""
+    async def dead_letter(
+        self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """Send one dead letter, with the record's own key, and wait until the broker has it."""
 
     async def examples(self, records: Sequence[Example | ForgetMarker]) -> None:
         """Send training examples and wait until the broker has them."""
@@ -113,8 +118,18 @@ class WindowRunner:
                 error,
                 max_bytes=DEAD_LETTER_BYTES,
             )
+            key = rec.key or None  # the original Kafka key: a consumer of dlq can route it
             await self.retry(
-                functools.partial(self.output.dead_letter, value, headers), "dead letter"
+                functools.partial(self.output.dead_letter, key, value, headers), "dead letter"
+            )
+        if outcome.dead:
+            kinds = Counter(type(error).__name__ for _, error in outcome.dead)
+            log.warning(
+                "%s window: %d of %d records dead-lettered (%s)",
+                self.agent,
+                len(outcome.dead),
+                len(records),
+                ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())),
             )
         if outcome.examples:  # durable in the examples topic before the records are acked
             await self.retry(functools.partial(self.output.examples, outcome.examples), "examples")

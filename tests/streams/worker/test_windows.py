@@ -55,11 +55,13 @@ class FakeOutput:
 
     def __init__(self, log: list[Any]) -> None:
         self.log = log
-        self.letters: list[tuple[bytes, list[tuple[str, bytes]]]] = []
+        self.letters: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = []
         self.sent: list[Example | ForgetMarker] = []
 
-    async def dead_letter(self, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        self.letters.append((value, headers))
+    async def dead_letter(
+        self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        self.letters.append((key, value, headers))
         self.log.append("dead letter")
 
     async def examples(self, records: Any) -> None:
@@ -89,7 +91,9 @@ def runner_with(work: Any, log: list[Any], **kw: Any) -> tuple[WindowRunner, Fak
     return runner, output, metrics
 
 
-def test_bad_records_are_dead_lettered_and_every_record_acked_after_the_output() -> None:
+def test_bad_records_are_dead_lettered_and_every_record_acked_after_the_output(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     log: list[Any] = []
     seen: list[list[RawRecord]] = []
 
@@ -107,10 +111,13 @@ def test_bad_records_are_dead_lettered_and_every_record_acked_after_the_output()
         observe=lambda agent, outcome, produced, acked: told.append((agent, len(produced))),
     )
     window = [click(0), Event(Message("t.views", 1, b"{not json", b"u1")), click(2)]
-    outcome = asyncio.run(runner.window(window, Acks(log)))
+    with caplog.at_level(logging.WARNING, logger="streams.worker.windows"):
+        outcome = asyncio.run(runner.window(window, Acks(log)))
+    assert "events window: 1 of 3 records dead-lettered (1 InvalidJson)" in caplog.text
     assert outcome is not None
     assert [r.topic_kind for r in seen[0]] == ["clicks", "views", "clicks"]
-    value, headers = output.letters[0]
+    key, value, headers = output.letters[0]
+    assert key == b"u1"  # the record's own key, kept
     assert value == b"{not json" and ("dlq.error-type", b"InvalidJson") in headers
     assert output.sent == [ForgetMarker("u1", T0)]
     assert told == [("events", 3)]
