@@ -224,7 +224,9 @@ def test_bad_records_go_to_the_dlq_and_the_partition_keeps_moving(pipeline, reli
     )
     assert len(letters) == len(bad)
     by_value = {m.value: dict(m.headers) for m in letters}
-    for _, raw, _ in bad:
+    keys = {m.value: m.key for m in letters}
+    for _, raw, key in bad:
+        assert keys[raw] == key  # the original key too
         headers = by_value[raw]  # the original bytes, unchanged
         assert headers["dlq.source-topic"].startswith(prefix.encode())
         assert int(headers["dlq.source-offset"]) >= 0
