@@ -210,17 +210,20 @@ class Store(abc.ABC):
         ]
         self._upsert(collection(ITEMS, version), points)
 
-    def item_vectors(self, version: str, item_ids: Iterable[str]) -> dict[str, np.ndarray]:
+    def _items(
+        self, version: str, item_ids: Iterable[str], payload: Sequence[str], vectors: bool
+    ) -> list[Hit]:
+        """The stored points of these items (each id once; unknown ids are left out)."""
         ids = list(dict.fromkeys(item_ids))
         if not ids:
-            return {}
-        hits = self._retrieve(
-            collection(ITEMS, version),
-            [point_id("item", i) for i in ids],
-            ["item_id", "history"],
-            True,
-        )
-        # A head's items are served as [y, b]; what an event folds is in "history".
+            return []
+        points = [point_id("item", i) for i in ids]
+        return self._retrieve(collection(ITEMS, version), points, ["item_id", *payload], vectors)
+
+    def item_vectors(self, version: str, item_ids: Iterable[str]) -> dict[str, np.ndarray]:
+        """What an event of each item folds: its vector, or a head's ``history`` payload
+        (a head's items are stored as ``[y, b]``, what is searched)."""
+        hits = self._items(version, item_ids, ["history"], True)
         return {
             h.payload["item_id"]: np.asarray(h.payload.get("history", h.vector), dtype=np.float32)
             for h in hits
@@ -228,15 +231,7 @@ class Store(abc.ABC):
 
     def item_texts(self, version: str, item_ids: Iterable[str]) -> dict[str, str]:
         """The stored texts of items (the first 500 characters); unknown ids are left out."""
-        ids = list(dict.fromkeys(item_ids))
-        if not ids:
-            return {}
-        hits = self._retrieve(
-            collection(ITEMS, version),
-            [point_id("item", i) for i in ids],
-            ["item_id", "text"],
-            False,
-        )
+        hits = self._items(version, item_ids, ["text"], False)
         return {h.payload["item_id"]: h.payload.get("text", "") for h in hits}
 
     # -- users ----------------------------------------------------------------------------

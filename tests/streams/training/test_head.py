@@ -42,6 +42,19 @@ def unit_vectors(n: int, d: int, seed: int = 1) -> np.ndarray:
     return e / np.linalg.norm(e, axis=1, keepdims=True)
 
 
+def random_head(items: list[str], rng: np.random.Generator, half_life: float | None) -> Head:
+    n, d, encoder = len(items), 4, 8
+    return Head(
+        list(items),
+        rng.normal(size=(d, encoder)),
+        rng.normal(size=(d, encoder)),
+        rng.normal(size=(n, d)),
+        rng.normal(size=(n, d)),
+        rng.normal(size=n),
+        half_life,
+    )
+
+
 def recall10(split: Split, users: np.ndarray, items: np.ndarray) -> float:
     return float((ranks_of(split, "test", users, items) < 10).mean())
 
@@ -64,16 +77,7 @@ def test_the_users_sum_is_order_independent_and_linear_in_its_events() -> None:
     split = chain_split(users=20, items=8)
     e = unit_vectors(len(split.items), 8)
     rng = np.random.default_rng(2)
-    n = len(split.items)
-    head = Head(
-        split.items,
-        rng.normal(size=(4, 8)),
-        rng.normal(size=(4, 8)),
-        rng.normal(size=(n, 4)),
-        rng.normal(size=(n, 4)),
-        rng.normal(size=n),
-        7_200.0,
-    )
+    head = random_head(split.items, rng, 7_200.0)
     users = user_vectors(head, split, "test", e)
     x = head.history_vectors(e)
     for u in range(len(split.users)):
@@ -118,17 +122,7 @@ def test_cold_items_are_the_newest_by_first_appearance() -> None:
 
 def test_a_head_survives_its_file(tmp_path: Path) -> None:
     split = chain_split(users=20, items=8)
-    rng = np.random.default_rng(0)
-    n = len(split.items)
-    head = Head(
-        split.items,
-        rng.normal(size=(4, 8)),
-        rng.normal(size=(4, 8)),
-        rng.normal(size=(n, 4)),
-        rng.normal(size=(n, 4)),
-        rng.normal(size=n),
-        None,
-    )
+    head = random_head(split.items, np.random.default_rng(0), None)
     head.save(tmp_path / HEAD_FILE)
     back = Head.load(tmp_path / HEAD_FILE)
     assert back.item_ids == head.item_ids and back.half_life_s is None
