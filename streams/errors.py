@@ -2,7 +2,8 @@
 
     StreamError
      ├── RecordError        a record that can never be processed: dead-lettered, never retried
-     │    └── InvalidJson, MissingField, KeyMismatch, ... (the ``error-type`` header)
+     │    ├── InvalidJson, MissingField, KeyMismatch, ... (the ``error-type`` header)
+     │    └── UnexpectedError    a bug, every time for this record alone (see below)
      ├── TransientError     the world is away for a while: retried with back-off, never
      │    │                 dead-lettered (the worker takes no more records meanwhile)
      │    ├── StoreError         Qdrant refused or failed a call (streams.store)
@@ -15,7 +16,9 @@
                             CLI prints one line
 
 Anything that is not a StreamError (a ``TypeError``, a ``ZeroDivisionError``) is a bug: the
-worker logs it with its traceback and counts it as unexpected (``interest_unexpected_errors``).
+worker logs it with its traceback and counts it as unexpected (``interest_unexpected_errors``),
+retries the window a few times (``INTEREST_UNEXPECTED_RETRIES``), then tries its records one
+by one and dead-letters as :class:`UnexpectedError` those that fail alone.
 """
 
 from __future__ import annotations
@@ -83,6 +86,11 @@ class TextTooLong(RecordError):
 
 class UnknownEventType(RecordError):
     pass
+
+
+class UnexpectedError(RecordError):
+    """A record whose processing raised an unexpected error (a bug) every time it was tried,
+    alone: dead-lettered with the error, so its partition moves on and nothing is lost."""
 
 
 class KeyMismatch(RecordError):

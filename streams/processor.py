@@ -86,6 +86,17 @@ class Outcome:
     forgotten_users: list[str] = dataclasses.field(default_factory=list)  # forgotten now
     forgotten_events: int = 0  # events skipped: at or before their user's forget time
 
+    def add(self, other: Outcome) -> None:
+        """Count ``other`` (another part of the same window) in too."""
+        for field in dataclasses.fields(self):
+            mine, theirs = getattr(self, field.name), getattr(other, field.name)
+            if isinstance(mine, list):
+                mine.extend(theirs)
+            elif isinstance(mine, Counter):
+                mine.update(theirs)
+            else:
+                setattr(self, field.name, mine + theirs)
+
 
 @dataclasses.dataclass(frozen=True)
 class ProcessorConfig:

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     encoder_threads: int | None = Field(None, ge=1)  # ONNX Runtime CPU threads; default: all cores
     # A window whose texts are not encoded within this long is retried (a stalled model)
     encoder_timeout_s: float = Field(30.0, gt=0)
+    # A window that fails with an unexpected error (a bug) is retried this many times, then
+    # its records are tried one by one and those failing alone are dead-lettered.
+    unexpected_retries: int = Field(3, ge=0)
 
     # Fine-tuning from feedback: a worker starts `interest-stream finetune --feedback` in its
     # own process once this many new examples arrived (0: never by itself), or once

@@ -231,6 +231,7 @@ class Worker:
                 self.retry,
                 partitions=self.partitions,
                 observe=self.observe,
+                unexpected_retries=settings.unexpected_retries,
             )
         self._wire()
 

@@ -7,7 +7,8 @@ A :class:`~streams.errors.TransientError` (Qdrant, the encoder or the broker awa
 retried with a warning and exponential back-off up to ``max_s``; meanwhile the agent takes
 no more records (back-pressure) and nothing is dead-lettered. Anything else is a bug: it is
 logged with its traceback and counted in ``interest_unexpected_errors{what}``, then retried
-the same way, so nothing the window holds is lost or committed unwritten.
+the same way, up to ``give_up_after`` times when the caller says so (then
+:class:`GaveUp`), so nothing the window holds is lost or committed unwritten.
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class GaveUp(Exception):
+    """An unexpected error outlasted the caller's retries; ``error`` is the last one."""
+
+    def __init__(self, what: str, error: BaseException) -> None:
+        super().__init__(f"{what}: {type(error).__name__}: {error}")
+        self.error = error
+
+
 class Retry:
     def __init__(
         self,
@@ -39,8 +48,13 @@ class Retry:
         self.max_s = max_s
         self.sleep = sleep
 
-    async def __call__(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+    async def __call__(
+        self, call: Callable[[], Awaitable[T]], what: str, give_up_after: int | None = None
+    ) -> T:
+        """``call()`` until it succeeds; ``give_up_after``: how many unexpected errors are
+        retried before :class:`GaveUp` (None: never give up; transient ones always retry)."""
         backoff = self.first_s
+        unexpected = 0
         while True:
             try:
                 return await call()
@@ -49,8 +63,12 @@ class Retry:
                 if isinstance(exc, StoreError):
                     self.metrics.qdrant_errors.inc()
                 log.warning("%s failed (%s); retrying in %.1f s", what, exc, backoff)
-            except Exception:
+            except Exception as exc:
                 self.metrics.unexpected.labels(what).inc()
+                if give_up_after is not None and unexpected >= give_up_after:
+                    log.exception("%s failed with an unexpected error; giving up on it", what)
+                    raise GaveUp(what, exc) from exc
+                unexpected += 1
                 log.exception(
                     "%s failed with an unexpected error (a bug: please report it); "
                     "retrying in %.1f s",

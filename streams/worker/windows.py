@@ -8,7 +8,9 @@ For each window (``events`` records or ``within_s`` seconds, whichever comes fir
 
 1. keep the records that continue their partitions: a hole Faust can leave around a
    restart or a rebalance is read again (streams/worker/gaps.py);
-2. process them (the processor's work for this agent), under the retry policy;
+2. process them (the processor's work for this agent), under the retry policy; a window
+   that keeps failing with a bug is processed record by record, and a record that fails
+   alone is dead-lettered as ``UnexpectedError`` (with the error and where it was raised);
 3. wait until the changelog records of the states the window changed are delivered;
 4. send its bad records to the dead-letter topic and its examples to the examples topic,
    each acknowledged by the broker;
@@ -24,16 +26,17 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from streams.deadletter import dead_letter
-from streams.errors import StreamError
+from streams.errors import StreamError, UnexpectedError
 from streams.processor import Outcome, RawRecord
 from streams.records import Example, ForgetMarker
 from streams.worker.gaps import GapGuard
-from streams.worker.retry import Retry
+from streams.worker.retry import GaveUp, Retry
 
 log = logging.getLogger(__name__)
 Agent = Literal["items", "events", "feedback"]
@@ -79,6 +82,7 @@ class WindowRunner:
         *,
         partitions: Partitions | None = None,
         observe: Observer | None = None,
+        unexpected_retries: int = 3,
     ) -> None:
         self.agent = agent
         self.topic_kinds = topic_kinds  # full topic name -> its kind: clicks, items, ...
@@ -87,6 +91,7 @@ class WindowRunner:
         self.retry = retry
         self.partitions = partitions  # None: no hole checks (tests, tools)
         self.observe = observe
+        self.unexpected_retries = unexpected_retries  # then the records one by one
         self.guard = GapGuard()
         self.busy = False  # inside a window (the idle-partition check leaves it alone)
 
@@ -105,7 +110,13 @@ class WindowRunner:
         if not events:
             return None
         records = [RawRecord.of(self._kind(e.message.topic), e.message) for e in events]
-        outcome = await self.retry(functools.partial(self.work, records), f"{self.agent} window")
+        what = f"{self.agent} window"
+        try:
+            outcome = await self.retry(
+                functools.partial(self.work, records), what, self.unexpected_retries
+            )
+        except GaveUp:
+            outcome = await self._one_by_one(records)
         await self.output.changelog_delivered()
         acked_s = time.time()
         for rec, error in outcome.dead:
@@ -137,6 +148,25 @@ class WindowRunner:
             self.observe(self.agent, outcome, [e.message.timestamp for e in events], acked_s)
         for event in events:
             await ack(event)
+        return outcome
+
+    async def _one_by_one(self, records: list[RawRecord]) -> Outcome:
+        """A window that keeps failing with a bug: each record alone (transient failures
+        still retried); one that fails alone is dead-lettered with the error."""
+        outcome = Outcome()
+        for rec in records:
+            try:
+                part = await self.retry(
+                    functools.partial(self.work, [rec]), f"{self.agent} record", 0
+                )
+            except GaveUp as exc:
+                error = exc.error
+                frame = traceback.extract_tb(error.__traceback__)[-1:]
+                where = f" at {frame[0].filename}:{frame[0].lineno}" if frame else ""
+                part = Outcome()
+                message = f"{type(error).__name__}: {error}{where}"
+                part.dead.append((rec, UnexpectedError(message)))
+            outcome.add(part)
         return outcome
 
     def _kind(self, topic: str) -> str:

@@ -249,3 +249,52 @@ def test_a_hole_after_the_committed_offset_is_read_again_not_skipped() -> None:
     assert processed == [] and log == []  # nothing acked past the hole
     asyncio.run(runner.window([click(5), click(6)], Acks(log)))
     assert processed == [5, 6]
+
+
+def test_a_bug_that_never_passes_dead_letters_only_its_record_and_the_partition_moves() -> None:
+    """A record that makes the work raise a ZeroDivisionError every time: the window is
+    retried a few times, then its records alone; the poison one goes to the dead-letter
+    topic as UnexpectedError, the others are processed, and every record is acknowledged."""
+    calls: list[list[int]] = []
+
+    async def work(records):
+        calls.append([r.offset for r in records])
+        if any(b"poison" in r.value for r in records):
+            raise ZeroDivisionError("float division by zero")
+        out = Outcome()
+        out.written = len(records)
+        return out
+
+    log: list[Any] = []
+    runner, output, metrics = runner_with(work, log, unexpected_retries=2)
+    poison = Event(Message("t.clicks", 1, b'{"poison": 1}', b"u1"))
+    outcome = asyncio.run(runner.window([click(0), poison, click(2)], Acks(log)))
+    assert outcome is not None and outcome.written == 2
+    assert calls == [[0, 1, 2]] * 3 + [[0], [1], [2]]  # 1 try + 2 retries, then alone
+    [(key, value, headers)] = output.letters
+    assert key == b"u1" and value == b'{"poison": 1}'
+    found = dict(headers)
+    assert found["dlq.error-type"] == b"UnexpectedError"
+    assert found["dlq.error-message"].startswith(b"ZeroDivisionError: float division by zero at ")
+    assert [entry for entry in log if isinstance(entry, tuple)] == [
+        ("ack", 0),
+        ("ack", 1),
+        ("ack", 2),
+    ]
+    assert metrics.unexpected.labels("events window")._value.get() == 3
+    assert metrics.unexpected.labels("events record")._value.get() == 1
+
+
+def test_a_transient_failure_is_never_given_up_on() -> None:
+    calls = [0]
+
+    async def work(records):
+        calls[0] += 1
+        if calls[0] <= 6:
+            raise StoreError("Qdrant away")
+        return Outcome()
+
+    log: list[Any] = []
+    runner, output, _ = runner_with(work, log, unexpected_retries=1)
+    asyncio.run(runner.window([click(0)], Acks(log)))
+    assert calls[0] == 7 and output.letters == [] and log[-1] == ("ack", 0)
