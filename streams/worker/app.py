@@ -21,6 +21,7 @@ first, and retried until the model loads and Qdrant answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
@@ -44,7 +45,7 @@ from streams.settings import Settings
 from streams.store import Store, store_for
 from streams.worker.finetune import FinetuneLauncher, Trigger
 from streams.worker.metrics import Metrics
-from streams.worker.retry import Retry
+from streams.worker.retry import Retry, Stopping
 from streams.worker.stats import WorkerStats
 from streams.worker.tables import StateTable, TableStates, state_table
 from streams.worker.windows import MAX_RECORD_BYTES, Agent, WindowRunner
@@ -206,7 +207,7 @@ class Worker:
         kinds = (*EVENT_TOPICS, "items", "feedback")
         self.topic_kinds = {settings.topic(kind): kind for kind in kinds}
         self.stats = WorkerStats()
-        self.retry = Retry(metrics)
+        self.retry = Retry(metrics, stopping=lambda: bool(self.app.should_stop))
         self.partitions = ConsumerPartitions(app, self.stats)
         self.trigger = Trigger(settings.finetune_min_examples, settings.finetune_every_s)
         self.launcher = FinetuneLauncher(
@@ -286,7 +287,8 @@ class Worker:
 
     async def warm_up(self) -> None:
         """Load the model and open Qdrant at start-up, so the healthcheck says ready early."""
-        await self.retry(self.ready_processing, "start-up")
+        with contextlib.suppress(Stopping):
+            await self.retry(self.ready_processing, "start-up")
 
     async def _start(self) -> EventProcessor | DualWrite:
         s = self.settings

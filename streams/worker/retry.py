@@ -26,6 +26,14 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+STOP_CHECK_S = 0.25  # a back-off sleep looks this often whether the worker is stopping
+
+
+class Stopping(Exception):
+    """The worker is stopping: the retried work is abandoned (nothing of it was committed;
+    its records are read again after the restart)."""
+
+
 class GaveUp(Exception):
     """An unexpected error outlasted the caller's retries; ``error`` is the last one."""
 
@@ -42,11 +50,13 @@ class Retry:
         first_s: float = 0.5,
         max_s: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.metrics = metrics
         self.first_s = first_s
         self.max_s = max_s
         self.sleep = sleep
+        self.stopping = stopping  # the worker was asked to stop (SIGTERM)
 
     async def __call__(
         self, call: Callable[[], Awaitable[T]], what: str, give_up_after: int | None = None
@@ -75,5 +85,19 @@ class Retry:
                     what,
                     backoff,
                 )
-            await self.sleep(backoff)
+            await self._back_off(backoff, what)
             backoff = min(backoff * 2, self.max_s)
+
+    async def _back_off(self, seconds: float, what: str) -> None:
+        """Sleep ``seconds``, in slices, and raise :class:`Stopping` as soon as the worker
+        is stopping: a shutdown never waits for a dependency to come back."""
+        left = seconds
+        while True:
+            if self.stopping():
+                log.warning("%s abandoned: the worker is stopping", what)
+                raise Stopping(what)
+            if left <= 0:
+                return
+            step = min(left, STOP_CHECK_S)
+            await self.sleep(step)
+            left -= step

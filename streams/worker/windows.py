@@ -36,7 +36,7 @@ from streams.errors import StreamError, UnexpectedError
 from streams.processor import Outcome, RawRecord
 from streams.records import Example, ForgetMarker
 from streams.worker.gaps import GapGuard
-from streams.worker.retry import GaveUp, Retry
+from streams.worker.retry import GaveUp, Retry, Stopping
 
 log = logging.getLogger(__name__)
 Agent = Literal["items", "events", "feedback"]
@@ -97,12 +97,20 @@ class WindowRunner:
 
     async def run(self, stream: Any, events: int, within_s: float) -> None:
         """Take ``stream`` (a Faust stream) window by window, forever."""
-        async for window in stream.noack_take(events, within=within_s):
-            self.busy = True
-            try:
-                await self.window(window, stream.ack)
-            finally:
-                self.busy = False
+        windows = stream.noack_take(events, within=within_s)
+        try:
+            async for window in windows:
+                self.busy = True
+                try:
+                    await self.window(window, stream.ack)
+                finally:
+                    self.busy = False
+        except Stopping:  # the window's records stay unacknowledged: read again at restart
+            log.info("%s agent stopped during a retry", self.agent)
+            # Faust's shutdown waits until no unacknowledged record is referenced any more;
+            # the stream and the generator's frame hold the last one taken.
+            stream.current_event = None
+            await windows.aclose()
 
     async def window(self, window: Sequence[Any], ack: Ack) -> Outcome | None:
         """One window of Faust events (each with a ``.message``); None if none was kept."""

@@ -736,3 +736,36 @@ def test_metrics_move_as_events_flow_and_logs_are_json(pipeline, tmp_path: Path)
 
 def test_tiny_model_loads(tiny_model_dir: Path) -> None:
     assert load_model(tiny_model_dir).dimension == 32
+
+
+def test_sigterm_mid_outage_stops_the_worker_within_10_s_and_loses_nothing(
+    pipeline, tmp_path: Path
+) -> None:
+    """Qdrant refuses every call, the worker retries a window; SIGTERM (compose's stop, 10 s
+    grace) ends it in time, nothing unwritten is committed, and a restart counts each event
+    once."""
+    prefix, worker, bootstrap, qdrant = pipeline
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    worker.env = worker.env | {"INTEREST_TEST_FAULTS": str(faults)}
+    worker.module = "tests.streams.faulty_store"
+    worker.start()
+    load_items(bootstrap, prefix, 3)
+    (faults / "down").write_text("")
+    produce(bootstrap, [click(prefix, "s1", "u1", 1, T0), click(prefix, "s2", "u1", 2, T0 + 60)])
+    until(lambda: "events window failed" in worker.log.read_text(), 60, "a retried window")
+    assert worker.proc is not None
+    asked = time.monotonic()
+    os.killpg(worker.proc.pid, signal.SIGTERM)
+    try:
+        code = worker.proc.wait(30)
+    finally:
+        worker.stop(signal.SIGKILL)
+    took = time.monotonic() - asked
+    assert took <= 10, f"the worker took {took:.1f} s to stop"
+    assert code is not None
+    (faults / "down").unlink()
+    worker.start()
+    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks"], timeout=120)
+    worker.stop()
+    assert counted(qdrant, {"u1": 2}) == (0, 0)
