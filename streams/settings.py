@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     # A window that fails with an unexpected error (a bug) is retried this many times, then
     # its records are tried one by one and those failing alone are dead-lettered.
     unexpected_retries: int = Field(3, ge=0)
+    # Liveness: records waiting and no window completed for this long -> not ready (health)
+    stuck_after_s: float = Field(120.0, gt=0)
 
     # Fine-tuning from feedback: a worker starts `interest-stream finetune --feedback` in its
     # own process once this many new examples arrived (0: never by itself), or once

@@ -44,6 +44,7 @@ from streams.rollout.dual import DualWrite, Rollout, rollout_from
 from streams.settings import Settings
 from streams.store import Store, store_for
 from streams.worker.finetune import FinetuneLauncher, Trigger
+from streams.worker.liveness import Liveness
 from streams.worker.metrics import Metrics
 from streams.worker.retry import Retry, Stopping
 from streams.worker.stats import WorkerStats
@@ -213,6 +214,8 @@ class Worker:
         self.launcher = FinetuneLauncher(
             self.trigger, settings.finetune_steps, settings.data_dir / "finetune", metrics
         )
+        self.liveness = Liveness(settings.stuck_after_s)
+        self._stuck = False
         self.processing: EventProcessor | DualWrite | None = None
         self._starting = asyncio.Lock()  # the start-up task and a first window may both ask
         self._said: set[str] = set()  # log lines said once
@@ -368,6 +371,7 @@ class Worker:
     ) -> None:
         """Metrics, statistics and the fine-tuning trigger, after a window's output is out."""
         m = self.metrics
+        self.liveness.progressed()
         self.stats.window(agent, [int(t * 1000) for t in produced], acked_s, outcome)
         for (topic, kind), n in outcome.types.items():
             m.events.labels(topic, kind).inc(n)
@@ -403,12 +407,14 @@ class Worker:
     # -- timers ------------------------------------------------------------------------------
 
     async def measure_lag(self) -> None:
-        """Per assigned partition: the log's end minus the group's committed offset."""
+        """Per assigned partition: the log's end minus the group's committed offset; and
+        liveness: records waiting but no window completed for a while is not ready."""
         consumer: Any = self.app.consumer
         if consumer is None:
             return
         committed = consumer._committed_offset
         self.metrics.lag.clear()  # partitions revoked since the last look disappear
+        waiting = 0
         for tp in consumer.assignment():
             if tp.topic not in self.topic_kinds:
                 continue
@@ -416,6 +422,18 @@ class Worker:
             if end is not None:
                 lag = max(0, end - (committed.get(tp) or 0))
                 self.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
+                waiting += lag
+        stuck = self.liveness.stuck(waiting)
+        if stuck and not self._stuck:
+            log.error(
+                "stuck: %d records wait and no window completed for %.0f s; health says not ready",
+                waiting,
+                self.settings.stuck_after_s,
+            )
+        self._stuck = stuck
+        self.metrics.stuck.set(1 if stuck else 0)
+        if self.processing is not None:
+            self.metrics.ready.set(0 if stuck else 1)
 
     async def check_partition_ends(self) -> None:
         """Holes at the end of a partition (streams/worker/gaps.py): look while an agent idles."""

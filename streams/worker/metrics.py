@@ -26,7 +26,9 @@ Names and what moves them (the Grafana dashboard in ``docker/grafana`` plots the
 - ``interest_finetune_jobs_total{outcome}``: jobs started by the feedback trigger, and their
   ends (``finished``, ``busy``: another job held the lock, ``failed``);
 - ``interest_model_info{version}``: 1 for the model version this worker writes;
-  ``interest_worker_ready``: 1 once the model is loaded and Qdrant answered (the healthcheck).
+  ``interest_worker_ready``: 1 once the model is loaded and Qdrant answered, 0 while stuck
+  (the healthcheck); ``interest_worker_stuck``: 1 while records wait and no window completed
+  for ``INTEREST_STUCK_AFTER_S``.
 """
 
 from __future__ import annotations
@@ -133,7 +135,14 @@ class Metrics:
             registry=r,
         )
         self.ready = Gauge(
-            "interest_worker_ready", "1 once the model is loaded and Qdrant answered", registry=r
+            "interest_worker_ready",
+            "1 once the model is loaded and Qdrant answered, 0 while stuck",
+            registry=r,
+        )
+        self.stuck = Gauge(
+            "interest_worker_stuck",
+            "1 while records wait and no window completed for INTEREST_STUCK_AFTER_S",
+            registry=r,
         )
         self.backfill = Gauge(
             "interest_backfill_records",

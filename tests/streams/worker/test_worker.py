@@ -748,13 +748,17 @@ def test_sigterm_mid_outage_stops_the_worker_within_10_s_and_loses_nothing(
     prefix, worker, bootstrap, qdrant = pipeline
     faults = tmp_path / "faults"
     faults.mkdir()
-    worker.env = worker.env | {"INTEREST_TEST_FAULTS": str(faults)}
+    worker.env = worker.env | {"INTEREST_TEST_FAULTS": str(faults), "INTEREST_STUCK_AFTER_S": "3"}
     worker.module = "tests.streams.faulty_store"
     worker.start()
     load_items(bootstrap, prefix, 3)
+    until(lambda: ready(worker), 60, "ready")
     (faults / "down").write_text("")
     produce(bootstrap, [click(prefix, "s1", "u1", 1, T0), click(prefix, "s2", "u1", 2, T0 + 60)])
     until(lambda: "events window failed" in worker.log.read_text(), 60, "a retried window")
+    # Records wait and no window completes: the healthcheck says not ready.
+    until(lambda: scrape_or_empty(worker.metrics_url).get("interest_worker_stuck") == 1, 30)
+    assert not ready(worker)
     assert worker.proc is not None
     asked = time.monotonic()
     os.killpg(worker.proc.pid, signal.SIGTERM)
