@@ -186,26 +186,36 @@ def _key(m: dict[str, float]) -> tuple[float, float]:
     return m["recall@10"], m["ndcg@10"]
 
 
+def ranks_by_vectors(
+    split: Split, which: SplitName, users: np.ndarray, vectors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's target rank and top items, scoring by ``users @ vectors.T`` (history
+    excluded), in chunks that bound memory."""
+    ranks, tops = [], []
+    for chunk, scores in score_chunks(users, vectors):
+        r, t = ranks_by_scores(split, which, scores, chunk)
+        ranks.append(r)
+        tops.append(t)
+    return np.concatenate(ranks), np.concatenate(tops)
+
+
+def ranks_by_scores(
+    split: Split, which: SplitName, scores: np.ndarray, chunk: slice = slice(None)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Target ranks and top items of the users of ``chunk`` from their (users x items)
+    ``scores``, history excluded."""
+    users = range(len(split.users))[chunk]
+    targets = np.asarray([split.target(u, which) for u in users])
+    history = [split.sequences[u][: split.history_length(u, which)] for u in users]
+    return rank_targets(scores, targets, history)
+
+
 def _by_vectors(
     split: Split, which: SplitName, users: np.ndarray, vectors: np.ndarray
 ) -> dict[str, float]:
-    ranks, tops = [], []
-    for chunk, scores in score_chunks(users, vectors):
-        r, t = _rank(split, which, chunk, scores)
-        ranks.append(r)
-        tops.append(t)
-    return metrics(np.concatenate(ranks), np.concatenate(tops), len(split.items))
+    return metrics(*ranks_by_vectors(split, which, users, vectors), len(split.items))
 
 
 def _by_scores(split: Split, which: SplitName, item_scores: np.ndarray) -> dict[str, float]:
     users = np.ones((len(split.users), 1))  # the same scores for everyone
     return _by_vectors(split, which, users, item_scores[:, None])
-
-
-def _rank(
-    split: Split, which: SplitName, chunk: slice, scores: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    users = range(len(split.users))[chunk]
-    targets = np.asarray([split.target(u, which) for u in users])
-    history = [split.sequences[u][: split.history_length(u, which)] for u in users]
-    return rank_targets(scores, targets, history)

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from streams.evaluation.metrics import metrics, rank_targets
+from streams.evaluation.metrics import metrics
 from streams.evaluation.protocol import Split, SplitName
 from streams.evaluation.rows import popularity_scores
-from streams.evaluation.run import evaluate
+from streams.evaluation.run import evaluate, ranks_by_scores, ranks_by_vectors
 from streams.head import Head
 from streams.settings import Settings
 from streams.training.head import HeadConfig, train_head, user_vectors
@@ -46,19 +46,7 @@ class CompareConfig:
 
 def ranks_of(split: Split, which: SplitName, users: np.ndarray, items: np.ndarray) -> np.ndarray:
     """Each user's 0-based rank of its target (history excluded), scoring by ``users @ items.T``."""
-    out = []
-    step = max(1, (1 << 24) // len(items))
-    for start in range(0, len(users), step):
-        chunk = range(len(split.users))[start : start + step]
-        scores = users[start : start + step] @ items.T
-        out.append(_ranks(split, which, chunk, scores))
-    return np.concatenate(out)
-
-
-def _ranks(split: Split, which: SplitName, chunk: range, scores: np.ndarray) -> np.ndarray:
-    targets = np.asarray([split.target(u, which) for u in chunk])
-    history = [split.sequences[u][: split.history_length(u, which)] for u in chunk]
-    return rank_targets(scores, targets, history)[0]
+    return ranks_by_vectors(split, which, users, items)[0]
 
 
 def summary(ranks: np.ndarray, n_items: int) -> dict[str, float]:
@@ -174,7 +162,7 @@ def compare(
                     progress=progress,
                 )
                 scores = model.scores(split, "test")
-                sas_cold.append(summary(ranks_of_scores(split, "test", scores)[users], n))
+                sas_cold.append(summary(ranks_by_scores(split, "test", scores)[0][users], n))
             cold["rows"].insert(1, {"name": "SASRec", **_mean_std(sas_cold)})
     report = {
         "counts": split.counts,
@@ -190,7 +178,3 @@ def compare(
 def _head_ranks(split: Split, head: Head, vectors: np.ndarray, ids: bool) -> np.ndarray:
     users = user_vectors(head, split, "test", vectors, ids)
     return ranks_of(split, "test", users, head.item_matrix(vectors, split.items, ids))
-
-
-def ranks_of_scores(split: Split, which: SplitName, scores: np.ndarray) -> np.ndarray:
-    return _ranks(split, which, range(len(split.users)), scores)

@@ -35,9 +35,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from streams.evaluation.metrics import metrics, rank_targets
+from streams.evaluation.metrics import metrics
 from streams.evaluation.protocol import Split, SplitName
 from streams.evaluation.rows import head_user_vectors as user_vectors
+from streams.evaluation.run import ranks_by_vectors
 from streams.head import Head, decay
 
 MIN_COEF = 1e-9  # decayed history entries below this weight are left out of a batch
@@ -75,17 +76,7 @@ def rank_with(
     split: Split, which: SplitName, users: np.ndarray, items: np.ndarray
 ) -> dict[str, float]:
     """The protocol's metrics for users x items scores (history excluded)."""
-    ranks, tops = [], []
-    step = max(1, (1 << 24) // len(items))
-    for start in range(0, len(users), step):
-        chunk = range(len(split.users))[start : start + step]
-        scores = users[start : start + step] @ items.T
-        targets = np.asarray([split.target(u, which) for u in chunk])
-        history = [split.sequences[u][: split.history_length(u, which)] for u in chunk]
-        r, t = rank_targets(scores, targets, history)
-        ranks.append(r)
-        tops.append(t)
-    return metrics(np.concatenate(ranks), np.concatenate(tops), len(split.items))
+    return metrics(*ranks_by_vectors(split, which, users, items), len(split.items))
 
 
 def train_head(

@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from streams.evaluation.metrics import metrics, rank_targets
+from streams.evaluation.metrics import metrics
 from streams.evaluation.protocol import Split, SplitName
+from streams.evaluation.run import ranks_by_scores
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,10 +118,8 @@ def _left_padded(sequences: list[np.ndarray], length: int) -> np.ndarray:
 
 
 def rank(split: Split, which: SplitName, scores: np.ndarray) -> dict[str, float]:
-    targets = np.asarray([split.target(u, which) for u in range(len(split.users))])
-    history = [s[: split.history_length(u, which)] for u, s in enumerate(split.sequences)]
-    ranks, top = rank_targets(scores, targets, history)
-    return metrics(ranks, top, len(split.items))
+    """The protocol's metrics for SASRec's (users x items) scores."""
+    return metrics(*ranks_by_scores(split, which, scores), len(split.items))
 
 
 def train_sasrec(
