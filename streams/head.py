@@ -11,6 +11,7 @@ and applying it needs numpy only, so the runtime can serve it without torch.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,10 @@ class Head:
     half_life_s: float | None
     half_life_events: float | None = None
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_index", {item: n for n, item in enumerate(self.item_ids)})
+    @functools.cached_property
+    def index(self) -> dict[str, int]:
+        """item id -> its row in the per-item arrays."""
+        return {item: n for n, item in enumerate(self.item_ids)}
 
     @property
     def dim(self) -> int:
@@ -42,8 +45,7 @@ class Head:
 
     def rows(self, item_ids: list[str]) -> np.ndarray:
         """Each id's row in the per-item arrays, -1 for an item the head does not know."""
-        index: dict[str, int] = self._index  # type: ignore[attr-defined]
-        return np.asarray([index.get(i, -1) for i in item_ids], dtype=np.int64)
+        return np.asarray([self.index.get(i, -1) for i in item_ids], dtype=np.int64)
 
     def _by_rows(self, table: np.ndarray, rows: np.ndarray) -> np.ndarray:
         out = table[np.maximum(rows, 0)].astype(np.float64)
