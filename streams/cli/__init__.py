@@ -63,11 +63,21 @@ def _is_ours(exc: BaseException) -> bool:
     return isinstance(exc, ExportError)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("interest-stream")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="interest-stream",
         description="Streaming user-interest vectors: Kafka events -> ONNX encoder -> Qdrant.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for family in FAMILIES:
         family.add_parsers(sub)

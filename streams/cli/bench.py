@@ -9,6 +9,7 @@ from typing import Any
 
 from streams.cli.common import (
     DEFAULT_MODELS,
+    positive_ints,
     print_figures,
     print_json,
 )
@@ -45,7 +46,8 @@ def add_parsers(sub: Any) -> None:
     )
     enc.add_argument(
         "--batch-sizes",
-        default="16,32,64,128,256",
+        type=positive_ints,
+        default=[16, 32, 64, 128, 256],
         help="raw batch sizes to try; the best is used for both paths",
     )
     enc.add_argument(
@@ -90,7 +92,7 @@ def cmd_bench_encoder(args: argparse.Namespace) -> int:
     baseline = None
     if args.baseline is not None:
         baseline = load_model(resolve_model_dir(args.baseline), provider=args.provider)
-    sizes = [int(s) for s in args.batch_sizes.split(",") if s]
+    sizes = args.batch_sizes
     result = run_bench(
         model,
         texts=args.texts,

@@ -12,6 +12,50 @@ import orjson
 DEFAULT_MODELS = Path("data/models")
 
 
+# -- argument types: a bad value is argparse's usage error (exit 2), naming the fix ----------
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {value}")
+    return value
+
+
+def cosine_floor(text: str) -> float:
+    """A cosine in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a cosine in (0, 1], not {text!r}")
+    return value
+
+
+def tcp_port(text: str) -> int:
+    """A TCP port, 1 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port 1..65535, not {text!r}")
+    return value
+
+
+def positive_ints(text: str) -> list[int]:
+    """A comma-separated list of integers >= 1 (e.g. ``16,32,64``)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError("expected numbers separated by commas, e.g. 16,32,64")
+    return [positive_int(part) for part in parts]
+
+
 def data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", choices=["movielens"], default=None)
     parser.add_argument("--path", type=Path, default=None, help="the dataset folder (--dataset)")

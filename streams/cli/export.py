@@ -8,6 +8,7 @@ from typing import Any
 
 from streams.cli.common import (
     DEFAULT_MODELS,
+    cosine_floor,
     print_json,
 )
 
@@ -40,7 +41,7 @@ def add_parsers(sub: Any) -> None:
     )
     export.add_argument(
         "--min-cosine",
-        type=float,
+        type=cosine_floor,
         default=None,
         help="fp16/int8: lowest accepted per-row cosine to fp32 (default: 0.99)",
     )

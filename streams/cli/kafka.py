@@ -9,6 +9,7 @@ from typing import Any
 
 from streams.cli.common import (
     print_json,
+    tcp_port,
 )
 
 
@@ -21,7 +22,7 @@ def add_parsers(sub: Any) -> None:
         default=Path(".cache/kafka"),
         help="jars, storage and log (default: %(default)s)",
     )
-    kafka.add_argument("--port", type=int, default=9092)
+    kafka.add_argument("--port", type=tcp_port, default=9092, help="(default: %(default)s)")
     kafka.add_argument("--json", action="store_true")
     kafka.set_defaults(func=cmd_kafka)
     topics = sub.add_parser("topics", help="create the topics the settings name (idempotent)")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.cli.common import (
+    positive_int,
     print_json,
 )
 
@@ -17,7 +18,7 @@ def add_parsers(sub: Any) -> None:
     replay.add_argument("--dataset", choices=["movielens"], default="movielens")
     replay.add_argument("--path", type=Path, required=True, help="the dataset folder")
     replay.add_argument("--rate", default="max", help="events per second, or 'max'")
-    replay.add_argument("--limit", type=int, default=None, help="first N events only")
+    replay.add_argument("--limit", type=positive_int, default=None, help="first N events only")
     replay.add_argument(
         "--wait-items",
         type=float,

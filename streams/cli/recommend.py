@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from streams.cli.common import (
+    positive_int,
     print_json,
 )
 
@@ -14,7 +15,9 @@ from streams.cli.common import (
 def add_parsers(sub: Any) -> None:
     rec = sub.add_parser("recommend", help="the nearest items for a user (through the aliases)")
     rec.add_argument("user_id")
-    rec.add_argument("-k", type=int, default=10)
+    rec.add_argument(
+        "-k", type=positive_int, default=10, help="how many items (default: %(default)s)"
+    )
     rec.add_argument("--json", action="store_true")
     rec.set_defaults(func=cmd_recommend)
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -140,3 +141,51 @@ def test_switch_points_both_aliases_and_refuses_an_unbuilt_version(
         assert store.aliases() == {"items": "items__v1", "users": "users__v1"}
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["replay", "--path", ".", "--limit", "-3"], "--limit: expected a whole number >= 1"),
+        (["recommend", "alice", "-k", "-1"], "-k: expected a whole number >= 1, not -1"),
+        (["recommend", "alice", "-k", "0"], "-k: expected a whole number >= 1, not 0"),
+        (["export", "--min-cosine", "2"], "--min-cosine: expected a cosine in (0, 1]"),
+        (["bench", "encoder", "--batch-sizes", "abc"], "--batch-sizes: expected a whole number"),
+        (["bench", "encoder", "--batch-sizes", ","], "expected numbers separated by commas"),
+        (["kafka", "status", "--port", "70000"], "--port: expected a TCP port 1..65535"),
+    ],
+)
+def test_bad_options_are_usage_errors_before_any_work(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("interest-stream ")
+
+
+def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from streams.cli import build_parser
+
+    def commands(parser, path):
+        for action in parser._actions:  # argparse keeps subparsers here
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield [*path, name]
+                    yield from commands(sub, [*path, name])
+
+    found = list(commands(build_parser(), []))
+    assert ["train"] in found and ["bench", "soak"] in found
+    for command in found:
+        with pytest.raises(SystemExit) as done:
+            main([*command, "--help"])
+        assert done.value.code == 0, command
+        assert "usage: interest-stream" in capsys.readouterr().out
