@@ -216,7 +216,9 @@ def test_a_transient_error_is_one_warning_line_without_a_traceback(
     retry = Retry(Metrics(), first_s=0.5, max_s=0.8, sleep=sleep)
     with caplog.at_level(logging.WARNING, logger="streams.worker.retry"):
         assert asyncio.run(retry(call, "start-up")) == "done"
-    assert waits == [0.5, 0.8]  # doubled, then capped
+    # Doubled, then capped: 0.5 s, then 0.8 s, slept in slices short enough to notice a stop.
+    assert sum(waits) == pytest.approx(1.3) and max(waits) <= 0.25
+    assert "retrying in 0.5 s" in caplog.text and "retrying in 0.8 s" in caplog.text
     assert all(r.exc_info is None and r.levelno == logging.WARNING for r in caplog.records)
     assert "start-up failed (Qdrant away); retrying in 0.5 s" in caplog.text
 
@@ -298,3 +300,23 @@ def test_a_transient_failure_is_never_given_up_on() -> None:
     runner, output, _ = runner_with(work, log, unexpected_retries=1)
     asyncio.run(runner.window([click(0)], Acks(log)))
     assert calls[0] == 7 and output.letters == [] and log[-1] == ("ack", 0)
+
+
+def test_a_stop_abandons_the_back_off_at_once() -> None:
+    """SIGTERM while Qdrant is away: the retry gives the window up instead of sleeping on."""
+    from streams.worker.retry import Stopping
+
+    stopping = [False]
+    slept: list[float] = []
+
+    async def call() -> None:
+        raise StoreError("Qdrant away")
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        stopping[0] = len(slept) == 3  # the stop comes during the first back-off
+
+    retry = Retry(Metrics(), first_s=30.0, sleep=sleep, stopping=lambda: stopping[0])
+    with pytest.raises(Stopping):
+        asyncio.run(retry(call, "events window"))
+    assert sum(slept) == pytest.approx(0.75)  # three slices of 30 s, then it stopped
