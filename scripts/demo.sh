@@ -32,7 +32,7 @@ $CLI replay --path "$DATASET" --wait-items 900  # events after the worker has th
 echo "== waiting for the worker to catch up"
 .venv/bin/python - <<PY
 from streams.settings import Settings
-from streams.topics import wait_caught_up
+from streams.kafka.groups import wait_caught_up
 s = Settings()
 wait_caught_up(s, s.consumer_group, [s.topic(t) for t in ("items", "clicks", "views", "reviews")], 1800)
 PY

@@ -30,7 +30,7 @@ echo "== replaying $DATASET with feedback (worker log: $scratch/worker.log)"
 $CLI replay --path "$DATASET" --wait-items 900 --feedback
 .venv/bin/python - <<PY
 from streams.settings import Settings
-from streams.topics import wait_caught_up
+from streams.kafka.groups import wait_caught_up
 s = Settings()
 topics = [s.topic(t) for t in ("items", "clicks", "views", "reviews", "feedback")]
 wait_caught_up(s, s.consumer_group, topics, 3600)

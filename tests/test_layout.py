@@ -92,3 +92,19 @@ def test_nothing_is_left_flat_in_streams() -> None:
     core |= {"deadletter"}
     flat = {p.stem for p in (ROOT / "streams").glob("*.py")}
     assert flat <= core, f"modules outside a room: {sorted(flat - core)}"
+
+
+def test_the_scripts_import_what_exists() -> None:
+    """The scripts' inline Python (make demo, make feedback-round, ...) names real modules
+    and names in them: a move of a module breaks no script unseen."""
+    import importlib
+    import re
+
+    for script in sorted((ROOT / "scripts").glob("*.sh")):
+        text = script.read_text(encoding="utf-8")
+        for module, names in re.findall(r"^from (streams\.[\w.]+) import ([\w, ]+)$", text, re.M):
+            imported = importlib.import_module(module)
+            for name in (n.strip() for n in names.split(",")):
+                assert hasattr(imported, name), f"{script.name}: {module} has no {name}"
+        for module in re.findall(r"python -m (streams\.[\w.]+)", text):
+            assert importlib.util.find_spec(module) is not None, f"{script.name}: {module}"
