@@ -61,32 +61,26 @@ class Head:
         y = e.astype(np.float64) @ self.B.T + self._by_rows(self.v, rows)
         return np.hstack([y, self._by_rows(self.bias[:, None], rows)])
 
-    def id_part(self, item_id: str) -> np.ndarray:
-        """``h`` of one item (zeros for an item the head does not know)."""
-        return self._by_rows(self.h, self.rows([item_id]))[0]
-
     def history_vectors(
         self, e: np.ndarray, item_ids: list[str] | None = None, ids: bool = True
     ) -> np.ndarray:
         """``x_j`` for the items of text vectors ``e`` (rows of ``item_ids``; default: the
         head's own items, in its order). ``ids=False``: the text part alone."""
-        if not ids:
-            return e @ self.A.T
-        if item_ids is None:
-            return e @ self.A.T + self.h
-        return self.history_of(e, self.rows(item_ids))
+        return self.history_of(e, self._rows_for(len(e), item_ids, ids))
 
     def item_matrix(
         self, e: np.ndarray, item_ids: list[str] | None = None, ids: bool = True
     ) -> np.ndarray:
         """``[y_j, b_j]`` for the items of text vectors ``e``: what Qdrant searches with a
         user's ``[normalize(s), 1]``. Rows and ``ids`` as for :meth:`history_vectors`."""
+        return self.items_of(e, self._rows_for(len(e), item_ids, ids))
+
+    def _rows_for(self, n: int, item_ids: list[str] | None, ids: bool) -> np.ndarray:
         if not ids:
-            y = e @ self.B.T
-            return np.concatenate([y, np.zeros((len(y), 1), dtype=y.dtype)], axis=1)
+            return np.full(n, -1, dtype=np.int64)  # as if the head knew none of them
         if item_ids is None:
-            return np.concatenate([e @ self.B.T + self.v, self.bias[:, None]], axis=1)
-        return self.items_of(e, self.rows(item_ids))
+            return np.arange(n, dtype=np.int64)
+        return self.rows(item_ids)
 
     def fold(self, x: np.ndarray, items: np.ndarray, times: np.ndarray) -> np.ndarray:
         """``[normalize(s), 1]`` of one user whose events are ``items`` at ``times`` (in the
@@ -114,8 +108,7 @@ class Head:
     @classmethod
     def load(cls, path: Path) -> Head:
         with np.load(path, allow_pickle=False) as z:
-            half = float(z["half_life_s"])
-            events = float(z["half_life_events"]) if "half_life_events" in z else -1.0
+            half, events = float(z["half_life_s"]), float(z["half_life_events"])
             return cls(
                 item_ids=[str(i) for i in z["item_ids"]],
                 A=z["A"],

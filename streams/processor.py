@@ -272,8 +272,6 @@ class EventProcessor:
                     f"the model changed from {version} to {encoded.version} during a batch"
                 )
             review_vecs = dict(zip(reviews, encoded.vectors, strict=True))
-            if self.head is not None:  # through the history projection; the item's id below
-                review_vecs = {t: v @ self.head.A.T for t, v in review_vecs.items()}
             out.encoded = len(reviews) - encoded.cached
         wanted = {e.item_id for e in events if e.type not in ("review", "forget")}
         items = await self._item_vectors(version, wanted)
@@ -295,8 +293,8 @@ class EventProcessor:
             if vec is None:
                 out.unknown_items += 1
                 continue
-            if self.head is not None and e.type == "review":
-                vec = vec + self.head.id_part(e.item_id)
+            if self.head is not None and e.type == "review":  # its text, plus its item's h
+                vec = self.head.history_of(vec[None], self.head.rows([e.item_id]))[0]
             weight = self._weight(e)
             if state.fold(e.event_id, e.ts, weight, vec, e.item_id):
                 changed[e.user_id] = state

@@ -30,6 +30,7 @@ from streams.evaluation.run import evaluate, ranks_by_scores, ranks_by_vectors
 from streams.head import Head
 from streams.settings import Settings
 from streams.training.head import HeadConfig, train_head, user_vectors
+from streams.training.sasrec import SasrecConfig, TrainedSasrec, train_sasrec
 
 KEYS = ("recall@10", "ndcg@10", "recall@5", "ndcg@5")
 
@@ -103,14 +104,12 @@ def compare(
         heads.append(((val["recall@10"], val["ndcg@10"]), head, record))
         full.append(summary(_head_ranks(split, head, vectors, True), n))
         text.append(summary(_head_ranks(split, head, vectors, False), n))
-    best = max(heads, key=lambda h: h[0])
+    best_seed = int(np.argmax([h[0] for h in heads]))
     rows.append({"name": "learned head", **_mean_std(full), "train": "torch"})
     rows.append({"name": "learned head, text part", **_mean_std(text), "train": "torch"})
     records: dict[str, Any] = {"head": [r for _, _, r in heads]}
 
     if config.sasrec:
-        from streams.training.sasrec import SasrecConfig, rank, train_sasrec
-
         sasrec = []
         records["sasrec"] = []
         for seed in range(config.sasrec_seeds or config.seeds):
@@ -118,8 +117,7 @@ def compare(
             model, record = train_sasrec(
                 split, SasrecConfig(seed=seed, epochs=config.sasrec_epochs), progress=progress
             )
-            scores = model.scores(split, "test")
-            sasrec.append({k: v for k, v in rank(split, "test", scores).items() if k in KEYS})
+            sasrec.append(summary(_sasrec_ranks(split, model), n))
             records["sasrec"].append(record)
         rows.append({"name": "SASRec", **_mean_std(sasrec), "train": "torch"})
 
@@ -151,8 +149,6 @@ def compare(
             ],
         }
         if config.sasrec:
-            from streams.training.sasrec import SasrecConfig, train_sasrec
-
             sas_cold = []
             for seed in range(config.sasrec_seeds or config.seeds):
                 model, _ = train_sasrec(
@@ -161,18 +157,21 @@ def compare(
                     cold=held,
                     progress=progress,
                 )
-                scores = model.scores(split, "test")
-                sas_cold.append(summary(ranks_by_scores(split, "test", scores)[0][users], n))
+                sas_cold.append(summary(_sasrec_ranks(split, model)[users], n))
             cold["rows"].insert(1, {"name": "SASRec", **_mean_std(sas_cold)})
     report = {
         "counts": split.counts,
         "model_version": version,
         "rows": rows,
         "cold_start": cold,
-        "best_seed": int(np.argmax([h[0] for h in heads])),
+        "best_seed": best_seed,
         "records": records,
     }
-    return report, best[1]
+    return report, heads[best_seed][1]
+
+
+def _sasrec_ranks(split: Split, model: TrainedSasrec) -> np.ndarray:
+    return ranks_by_scores(split, "test", model.scores(split, "test"))[0]
 
 
 def _head_ranks(split: Split, head: Head, vectors: np.ndarray, ids: bool) -> np.ndarray:
