@@ -412,7 +412,7 @@ class Worker:
         consumer: Any = self.app.consumer
         if consumer is None:
             return
-        committed = consumer._committed_offset
+        committed = self.partitions.committed()
         self.metrics.lag.clear()  # partitions revoked since the last look disappear
         waiting = 0
         for tp in consumer.assignment():
