@@ -93,5 +93,10 @@ class UnexpectedError(RecordError):
     alone: dead-lettered with the error, so its partition moves on and nothing is lost."""
 
 
+class TooLate(RecordError):
+    """An event at or before its user's dedupe floor (streams/interest.py): the ids that old
+    are no longer remembered, so it cannot be told from a duplicate and is not folded."""
+
+
 class KeyMismatch(RecordError):
     """An event whose Kafka key is not its user_id: it would land in another user's partition."""

@@ -11,15 +11,25 @@ landmark moves forward and the sums are scaled to match.
     state.fold("e1", ts=1_700_000_000, weight=1.0, vector=e)   # False for a repeated event_id
     state.directions()    # {"short": unit vector, "long": unit vector}
 
+Dedupe (DESIGN.md, "Invariants": an event counts once). The state remembers the ids of
+its last ``dedupe_window`` events with their event times, and a *floor*: the latest event
+time among the ids it has let go of. An event at or before the floor cannot be told from a
+duplicate, so it is refused as too late (the worker dead-letters it as ``TooLate``); every
+event after the floor is checked exactly. With an allowed lateness ``L`` the floor is also
+at least the user's watermark (its latest event time) minus ``L``, and ids that old are let
+go of early. So no event ever counts twice, memory stays bounded, and what is refused is
+never silent.
+
 The state also keeps the user's last ``TRAIN_HISTORY`` events as (item id, time, weight):
 the history that the feedback agent pairs with a signal to make a training example.
 
 The state serializes to compact bytes (``to_bytes`` / ``from_bytes``) for the Faust table
 and its changelog: a fixed header, the float64 sums, the remembered event ids as 64-bit
-hashes, then a JSON object with the recent item ids and the training history. For 384
-dimensions, two half-lives and the default windows that is about 9 KB, written once per
-window that touches the user. States written before the history existed (``IS1``) read with
-an empty history.
+hashes and their event times, then a JSON object with the recent item ids and the
+training history. For 384 dimensions and two half-lives that is about 7 KB plus 16 bytes
+per remembered event, written once per window that touches the user. Older states read:
+``IS1`` (no history) and ``IS2`` (ids without times: each is taken to be as late as the
+user's watermark, which errs on the side of refusing, never of counting twice).
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ import dataclasses
 import hashlib
 import math
 import struct
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -38,10 +48,13 @@ from streams.errors import StreamError
 
 LN2 = math.log(2.0)
 REBASE_AT = 60.0  # exp(60) ~ 1e26: far from float64 overflow, and rebasing is rare
-MAGIC = b"IS2"  # IS1: the same without the training history
+MAGIC = b"IS3"  # IS2: seen ids without their times; IS1: also without the training history
 TRAIN_HISTORY = 20  # events kept with time and weight for training examples
 # magic, half-lives, dimension, dedupe window, history, seen ids, event count, landmark, updated
 HEADER = struct.Struct("<3sBIIIIQdd")
+FLOOR = struct.Struct("<d")  # IS3: the dedupe floor (NaN: none), after the header
+
+FOLDED, DUPLICATE, TOO_LATE = "folded", "duplicate", "too late"  # InterestState.verdict
 
 
 class StateFormatError(StreamError, ValueError):
@@ -60,8 +73,11 @@ class InterestState:
     sums: dict[str, np.ndarray]  # float64, one per half-life
     event_count: int = 0
     updated_at: float = 0.0  # latest event time folded in
-    seen: deque[int] = dataclasses.field(default_factory=deque)  # event_key()s, oldest first
-    dedupe_window: int = 256
+    # event_key() -> event time of the remembered events, in arrival order (oldest first)
+    seen: OrderedDict[int, float] = dataclasses.field(default_factory=OrderedDict)
+    dedupe_window: int = 4096
+    # Events at or before this event time are refused: their ids may have been let go of.
+    floor: float | None = None
     recent_items: deque[str] = dataclasses.field(default_factory=deque)  # newest last
     history_items: int = 200
     # (item id, event time, weight) of the last TRAIN_HISTORY events, in arrival order
@@ -76,12 +92,9 @@ class InterestState:
     live_from: dict[str, int] = dataclasses.field(default_factory=dict)
     backfilled_to: dict[str, int] = dataclasses.field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self._seen_set = set(self.seen)  # O(1) membership; the deque keeps the order
-
     @classmethod
     def empty(
-        cls, dimension: int, half_lives: Mapping[str, float], dedupe_window: int = 256
+        cls, dimension: int, half_lives: Mapping[str, float], dedupe_window: int = 4096
     ) -> InterestState:
         return cls(
             half_lives=dict(half_lives),
@@ -97,15 +110,14 @@ class InterestState:
         weight: float,
         vector: np.ndarray,
         item_id: str | None = None,
+        lateness: float | None = None,
     ) -> bool:
-        """Add one event; False (and no change) when its event_id was seen already."""
-        key = event_key(event_id)
-        if key in self._seen_set:
+        """Add one event; False (and no change) when :meth:`verdict` is not ``FOLDED``: its
+        event_id was seen already, or it is too late to tell."""
+        if self.verdict(event_id, ts, lateness) != FOLDED:
             return False
-        self.seen.append(key)
-        self._seen_set.add(key)
-        while len(self.seen) > self.dedupe_window:
-            self._seen_set.discard(self.seen.popleft())
+        self.seen[event_key(event_id)] = ts
+        self._let_go(lateness, max(self.updated_at, ts))
         if item_id is not None:
             if item_id in self.recent_items:
                 self.recent_items.remove(item_id)
@@ -124,6 +136,34 @@ class InterestState:
         self.event_count += 1
         self.updated_at = max(self.updated_at, ts)
         return True
+
+    def verdict(self, event_id: str, ts: float, lateness: float | None = None) -> str:
+        """``DUPLICATE`` for a remembered event id, ``TOO_LATE`` for an event at or before
+        the floor (:meth:`floor_at`), else ``FOLDED``: what :meth:`fold` would do."""
+        if event_key(event_id) in self.seen:
+            return DUPLICATE
+        floor = self.floor_at(lateness)
+        return TOO_LATE if floor is not None and ts <= floor else FOLDED
+
+    def floor_at(self, lateness: float | None = None) -> float | None:
+        """The latest event time that is refused: the floor, raised to the watermark minus
+        the allowed ``lateness`` (None: no lateness bound, the dedupe window alone)."""
+        floors = [f for f in (self.floor,) if f is not None]
+        if lateness is not None and self.event_count:
+            floors.append(self.updated_at - lateness)
+        return max(floors) if floors else None
+
+    def _let_go(self, lateness: float | None, watermark: float) -> None:
+        """Forget the oldest ids beyond the window, and (with a lateness) the oldest that
+        fell below the watermark minus the lateness; the floor rises to their times."""
+        while self.seen:
+            key, ts = next(iter(self.seen.items()))
+            too_many = len(self.seen) > self.dedupe_window
+            too_old = lateness is not None and ts < watermark - lateness
+            if not (too_many or too_old):
+                return
+            del self.seen[key]
+            self.floor = ts if self.floor is None else max(self.floor, ts)
 
     def forgets(self, ts: float) -> bool:
         """True for an event the user asked to forget (at or before the forget time)."""
@@ -157,13 +197,15 @@ class InterestState:
                 self.event_count,
                 math.nan if self.landmark is None else self.landmark,
                 self.updated_at,
-            )
+            ),
+            FLOOR.pack(math.nan if self.floor is None else self.floor),
         ]
         for name in names:
             encoded = name.encode()
             parts.append(struct.pack("<Bd", len(encoded), self.half_lives[name]) + encoded)
         parts.extend(np.ascontiguousarray(self.sums[n], dtype="<f8").tobytes() for n in names)
-        parts.append(np.fromiter(self.seen, dtype="<u8", count=len(self.seen)).tobytes())
+        parts.append(np.fromiter(self.seen.keys(), dtype="<u8", count=len(self.seen)).tobytes())
+        parts.append(np.fromiter(self.seen.values(), dtype="<f8", count=len(self.seen)).tobytes())
         tail = {
             "recent": list(self.recent_items),
             "history": list(self.history),
@@ -176,12 +218,17 @@ class InterestState:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> InterestState:
-        if data[:3] not in (MAGIC, b"IS1") or len(data) < HEADER.size:
+        magic = data[:3]
+        if magic not in (MAGIC, b"IS2", b"IS1") or len(data) < HEADER.size:
             raise StateFormatError(f"not an interest state (starts with {data[:3]!r})")
         _, n_names, dim, window, history, n_seen, count, landmark, updated = HEADER.unpack_from(
             data
         )
         pos = HEADER.size
+        floor: float | None = None
+        if magic == MAGIC:
+            (floor,) = FLOOR.unpack_from(data, pos)
+            pos += FLOOR.size
         half_lives = {}
         for _ in range(n_names):
             size, h = struct.unpack_from("<Bd", data, pos)
@@ -192,10 +239,16 @@ class InterestState:
         for name in half_lives:
             sums[name] = np.frombuffer(data, dtype="<f8", count=dim, offset=pos).copy()
             pos += 8 * dim
-        seen = np.frombuffer(data, dtype="<u8", count=n_seen, offset=pos).tolist()
+        keys = np.frombuffer(data, dtype="<u8", count=n_seen, offset=pos).tolist()
         pos += 8 * n_seen
+        if magic == MAGIC:
+            times = np.frombuffer(data, dtype="<f8", count=n_seen, offset=pos).tolist()
+            pos += 8 * n_seen
+        else:  # no times kept: each as late as the watermark, and ids let go of before
+            times = [updated] * n_seen
+            floor = updated if count > n_seen else None
         tail = orjson.loads(data[pos:])
-        if data[:3] == b"IS1":  # the recent items alone, no history
+        if magic == b"IS1":  # the recent items alone, no history
             tail = {"recent": tail, "history": []}
         return cls(
             half_lives=half_lives,
@@ -203,8 +256,9 @@ class InterestState:
             sums=sums,
             event_count=count,
             updated_at=updated,
-            seen=deque(seen),
+            seen=OrderedDict(zip(keys, times, strict=True)),
             dedupe_window=window,
+            floor=None if floor is None or math.isnan(floor) else floor,
             recent_items=deque(tail["recent"]),
             history_items=history,
             history=deque(
@@ -229,22 +283,21 @@ def merge(older: InterestState, newer: InterestState) -> InterestState:
             if s.landmark is not None and landmark is not None:  # to the later landmark
                 total += s.sums[name] * math.exp(LN2 / h * (s.landmark - landmark))  # <= 1
         sums[name] = total
-    seen = deque(dict.fromkeys([*older.seen, *newer.seen]))
-    while len(seen) > newer.dedupe_window:
-        seen.popleft()
+    floors = [f for f in (older.floor, newer.floor) if f is not None]
     recent = deque(dict.fromkeys(reversed([*older.recent_items, *newer.recent_items])))
     recent.reverse()  # each item once, at its latest place
     while len(recent) > newer.history_items:
         recent.popleft()
     forgotten = [t for t in (older.forgotten_at, newer.forgotten_at) if t is not None]
-    return InterestState(
+    merged = InterestState(
         half_lives=dict(newer.half_lives),
         landmark=landmark,
         sums=sums,
         event_count=older.event_count + newer.event_count,
         updated_at=max(older.updated_at, newer.updated_at),
-        seen=seen,
+        seen=OrderedDict([*older.seen.items(), *newer.seen.items()]),
         dedupe_window=newer.dedupe_window,
+        floor=max(floors) if floors else None,
         recent_items=recent,
         history_items=newer.history_items,
         history=deque([*older.history, *newer.history], maxlen=TRAIN_HISTORY),
@@ -255,6 +308,8 @@ def merge(older: InterestState, newer: InterestState) -> InterestState:
             for t in older.backfilled_to.keys() | newer.backfilled_to.keys()
         },
     )
+    merged._let_go(None, merged.updated_at)  # back within the window
+    return merged
 
 
 def event_weight(

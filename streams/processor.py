@@ -26,9 +26,16 @@ import numpy as np
 
 from encoder.cache import VectorCache
 from encoder.service import Encoded, Encoder
-from streams.errors import KeyMismatch, ModelChanged, RecordError, TransientError
+from streams.errors import KeyMismatch, ModelChanged, RecordError, TooLate, TransientError
 from streams.head import Head
-from streams.interest import InterestState, directions_of, event_weight, top_concepts_of
+from streams.interest import (
+    DUPLICATE,
+    TOO_LATE,
+    InterestState,
+    directions_of,
+    event_weight,
+    top_concepts_of,
+)
 from streams.records import (
     Event,
     Example,
@@ -104,7 +111,8 @@ class ProcessorConfig:
     weights: dict[str, float]
     rating_center: float = 3.0
     rating_scale: float = 2.0
-    dedupe_window: int = 256
+    dedupe_window: int = 4096
+    allowed_lateness_s: float | None = None  # None: the dedupe window alone sets the floor
     concept_labels: tuple[str, ...] = ()
     concept_temperature: float = 0.05
     concepts_top: int = 3
@@ -121,6 +129,14 @@ def load_concepts(path: Path | None) -> tuple[str, ...]:
 
 class EncoderStalled(TransientError):
     """The encoder did not answer in time: transient, the window is retried."""
+
+
+def _too_late(event: Event, floor: float | None) -> str:
+    return (
+        f"event {event.event_id!r} of user {event.user_id!r} at ts {event.ts:.3f} is at or "
+        f"before the user's dedupe floor {floor:.3f}: too late to tell it from a duplicate "
+        "(INTEREST_DEDUPE_WINDOW, INTEREST_ALLOWED_LATENESS_S)"
+    )
 
 
 def check_key(key: bytes | None, user_id: str) -> None:
@@ -282,12 +298,20 @@ class EventProcessor:
                 if rec.topic not in stamped.live_from:
                     stamped.live_from[rec.topic] = rec.offset
                     changed[e.user_id] = stamped
-        for e in events:
+        lateness = self.config.allowed_lateness_s
+        for rec, e in zip(sources, events, strict=True):
             if e.type == "forget":
                 continue
             state = changed.get(e.user_id) or self.state(e.user_id)
             if state.forgets(e.ts):
                 out.forgotten_events += 1
+                continue
+            verdict = state.verdict(e.event_id, e.ts, lateness)
+            if verdict == DUPLICATE:
+                out.duplicates += 1
+                continue
+            if verdict == TOO_LATE:
+                out.dead.append((rec, TooLate(_too_late(e, state.floor_at(lateness)))))
                 continue
             vec = review_vecs.get(e.text) if e.type == "review" and e.text else items.get(e.item_id)
             if vec is None:
@@ -295,12 +319,9 @@ class EventProcessor:
                 continue
             if self.head is not None and e.type == "review":  # its text, plus its item's h
                 vec = self.head.history_of(vec[None], self.head.rows([e.item_id]))[0]
-            weight = self._weight(e)
-            if state.fold(e.event_id, e.ts, weight, vec, e.item_id):
+            if state.fold(e.event_id, e.ts, self._weight(e), vec, e.item_id, lateness):
                 changed[e.user_id] = state
                 out.event_times.append(e.ts)
-            else:
-                out.duplicates += 1
         return out, changed
 
     def _weight(self, e: Event) -> float:

@@ -67,7 +67,10 @@ class Settings(BaseSettings):
     # rating r in [0.5, 5] weighs (r - rating_center) / rating_scale: 5 -> +1, 1 -> -0.8
     rating_center: float = 3.0
     rating_scale: float = Field(2.0, gt=0)
-    dedupe_window: int = Field(256, ge=0)  # event ids remembered per user (8 bytes each)
+    # Event ids remembered per user (16 bytes each); older events are refused as TooLate.
+    dedupe_window: int = Field(4096, ge=1)
+    # Also refuse events older than the user's latest event time minus this (None: no bound).
+    allowed_lateness_s: float | None = Field(None, gt=0)
     concept_temperature: float = Field(0.05, gt=0)
     concepts_top: int = Field(3, ge=0)
     concept_vocab: Path | None = None  # one label per line; default: the MovieLens genres

@@ -194,7 +194,8 @@ class Backfill:
                 self.target.config.dedupe_window,
             )
             fresh.forgotten_at = live.forgotten_at  # a forget seen live holds for history too
-            fresh.seen.extend(live.seen)  # an event the live stream folded is a duplicate here
+            fresh.seen.update(live.seen)  # an event the live stream folded is a duplicate here
+            # (not the live floor: the history before the live stamp is the backfill's to fold)
             backfill.states[user_id] = fresh.to_bytes()
             admitted.extend(r for r in recs if _before(r, live))
         out, changed = await backfill.fold(admitted)

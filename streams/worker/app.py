@@ -79,6 +79,7 @@ def processor_config(settings: Settings, head: Head | None = None) -> ProcessorC
         rating_center=settings.rating_center,
         rating_scale=settings.rating_scale,
         dedupe_window=settings.dedupe_window,
+        allowed_lateness_s=settings.allowed_lateness_s,
         concept_labels=load_concepts(settings.concept_vocab),
         concept_temperature=settings.concept_temperature,
         concepts_top=settings.concepts_top,

@@ -9,7 +9,10 @@ import orjson
 import pytest
 
 from streams.interest import (
+    DUPLICATE,
+    FOLDED,
     REBASE_AT,
+    TOO_LATE,
     InterestState,
     StateFormatError,
     directions_of,
@@ -120,6 +123,42 @@ def test_dedupe_window_is_bounded() -> None:
     assert len(state.seen) == 8
 
 
+def test_a_long_history_replayed_counts_once_with_a_bounded_window() -> None:
+    """300 events, then the same 300 again (any order): counted once, whatever the
+    window. The ones let go of are refused as too late, the rest as duplicates."""
+    events = sorted(random_events(300, seed=5), key=lambda ev: ev[1])  # first time in order
+    for window in (0, 16, 256, 4096):
+        state = InterestState.empty(16, HALF, dedupe_window=window)
+        for ev in events:
+            assert state.fold(*ev)
+        sums = {n: s.copy() for n, s in state.sums.items()}
+        verdicts = [state.verdict(eid, ts) for eid, ts, _, _ in events[::-1]]
+        assert not any(state.fold(*ev) for ev in events[::-1])
+        assert state.event_count == 300 and len(state.seen) <= window
+        for name in HALF:
+            np.testing.assert_array_equal(state.sums[name], sums[name])
+        assert set(verdicts) <= {DUPLICATE, TOO_LATE}
+        if window >= 300:
+            assert set(verdicts) == {DUPLICATE} and state.floor is None
+
+
+def test_the_floor_refuses_only_what_it_cannot_tell_apart() -> None:
+    state = InterestState.empty(4, HALF, dedupe_window=2)
+    for n, ts in enumerate((10.0, 30.0, 20.0)):  # lets go of the event at 10
+        state.fold(f"e{n}", 1.7e9 + ts, 1.0, np.ones(4))
+    assert state.floor == 1.7e9 + 10
+    assert state.verdict("late", 1.7e9 + 10) == TOO_LATE
+    assert state.verdict("late", 1.7e9 + 11) == FOLDED  # later than the floor: exact
+    assert state.verdict("e2", 1.7e9 + 20) == DUPLICATE
+    # An allowed lateness raises the floor to the watermark minus it, and lets go early.
+    assert state.floor_at(lateness=5.0) == 1.7e9 + 25
+    assert state.verdict("late", 1.7e9 + 24, lateness=5.0) == TOO_LATE
+    state.fold("e3", 1.7e9 + 40, 1.0, np.ones(4), lateness=5.0)
+    assert list(state.seen.values()) == [1.7e9 + 40] and state.floor == 1.7e9 + 30
+    again = InterestState.from_bytes(state.to_bytes())
+    assert again.floor == state.floor and dict(again.seen) == dict(state.seen)
+
+
 def test_weights_by_type_and_rating() -> None:
     weights = {"click": 1.0, "view": 0.5, "review": 2.0, "negative": -1.0}
     assert event_weight("view", None, weights) == 0.5
@@ -176,16 +215,38 @@ def test_the_training_history_is_bounded_and_survives_serialization() -> None:
     assert len(again.history) == TRAIN_HISTORY  # still bounded after a round trip
 
 
+def older_layout(state: InterestState, magic: bytes, tail: bytes | None = None) -> bytes:
+    """``state`` as IS2 wrote it (no dedupe floor, ids without times), or as IS1 with
+    ``tail`` (the recent item ids alone)."""
+    from streams.interest import FLOOR, HEADER
+
+    data = state.to_bytes()
+    rest = data[HEADER.size + FLOOR.size :]
+    cut = rest.index(b'{"recent"')
+    arrays = rest[: cut - 8 * len(state.seen)]  # names, sums, ids: the times dropped
+    return magic + data[3 : HEADER.size] + arrays + (rest[cut:] if tail is None else tail)
+
+
 def test_a_state_written_before_the_history_still_reads() -> None:
     state = InterestState.empty(4, HALF)
     state.fold("e1", 1.7e9, 1.0, np.ones(4), item_id="a")
-    data = state.to_bytes()
-    # The IS1 layout: the same header and arrays, then the recent item ids alone.
-    cut = data.index(b'{"recent"')
-    old = b"IS1" + data[3:cut] + orjson.dumps(["a"])
-    again = InterestState.from_bytes(old)
+    again = InterestState.from_bytes(older_layout(state, b"IS1", orjson.dumps(["a"])))
     assert list(again.recent_items) == ["a"] and not again.history
     np.testing.assert_array_equal(again.sums["short"], state.sums["short"])
+    assert again.verdict("e1", 1.7e9) == DUPLICATE
+
+
+def test_a_state_without_id_times_errs_on_the_side_of_refusing() -> None:
+    whole = InterestState.empty(4, HALF, dedupe_window=3)
+    for n in range(3):
+        whole.fold(f"e{n}", 1.7e9 + n, 1.0, np.ones(4))
+    again = InterestState.from_bytes(older_layout(whole, b"IS2"))
+    assert again.floor is None  # nothing was let go of: every id is still there
+    assert again.verdict("e1", 1.7e9 + 1) == DUPLICATE and again.verdict("new", 1.0) == FOLDED
+    whole.fold("e3", 1.7e9 + 3, 1.0, np.ones(4))  # lets go of e0
+    again = InterestState.from_bytes(older_layout(whole, b"IS2"))
+    assert again.floor == 1.7e9 + 3  # e0's time is unknown: as late as the watermark
+    assert again.verdict("e0", 1.7e9) == TOO_LATE
 
 
 @pytest.mark.parametrize("split", [0, 7, 20, 40])

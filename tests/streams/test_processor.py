@@ -390,3 +390,52 @@ def test_a_head_folds_its_history_vectors_and_serves_items_by_dot_product() -> N
             assert [h.score for h in hits] == pytest.approx(sorted(scores.values())[::-1], abs=1e-4)
 
     asyncio.run(body())
+
+
+@pytest.mark.parametrize("window", [64, 4096])
+def test_a_replayed_long_history_counts_once_and_what_is_too_late_is_dead_lettered(
+    window: int,
+) -> None:
+    """1,000 events of one user, then all of them again: 1,000 counted. With a window
+    smaller than the history, the replayed events it let go of go to the dead letters as
+    TooLate (with their record), the rest are duplicates; nothing is dropped silently."""
+
+    def click(n: int) -> RawRecord:
+        fields = {"event_id": f"h{n}", "user_id": "u1", "item_id": n % 7, "ts": T0 + n}
+        return RawRecord("clicks", orjson.dumps(fields), "clicks", 0, n, (), b"u1")
+
+    async def body(proc, model, store, states):
+        await proc.items([rec("items", item_id=i, text=f"movie {i}") for i in range(7)])
+        first = [click(n) for n in range(1000)]
+        for start in range(0, 1000, 250):
+            out = await proc.events(first[start : start + 250])
+            assert not out.dead and out.duplicates == 0
+        vector = InterestState.from_bytes(states["u1"]).sums["short"].copy()
+        again = await proc.events([click(n) for n in range(1000)])
+        state = InterestState.from_bytes(states["u1"])
+        assert state.event_count == 1000 and len(state.seen) <= window
+        np.testing.assert_array_equal(state.sums["short"], vector)
+        late = [r for r, e in again.dead if type(e).__name__ == "TooLate"]
+        assert len(late) == len(again.dead) and len(late) + again.duplicates == 1000
+        assert len(late) == max(0, 1000 - window)
+        assert all(r.key == b"u1" for r in late)
+        if late:
+            assert "too late to tell it from a duplicate" in str(again.dead[0][1])
+
+    asyncio.run(with_processor(body, dedupe_window=window))
+
+
+def test_an_allowed_lateness_dead_letters_events_older_than_the_watermark_minus_it() -> None:
+    def click(event_id: str, ts: float) -> RawRecord:
+        fields = {"event_id": event_id, "user_id": "u1", "item_id": 1, "ts": ts}
+        return RawRecord("clicks", orjson.dumps(fields), "clicks", 0, 0, (), b"u1")
+
+    async def body(proc, model, store, states):
+        await proc.items([rec("items", item_id=1, text="a movie")])
+        out = await proc.events([click("now", T0 + 7200), click("late", T0 + 3700)])
+        assert not out.dead  # within the hour
+        out = await proc.events([click("later", T0 + 3500)])
+        assert [type(e).__name__ for _, e in out.dead] == ["TooLate"]
+        assert InterestState.from_bytes(states["u1"]).event_count == 2
+
+    asyncio.run(with_processor(body, allowed_lateness_s=3600.0))
