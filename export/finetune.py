@@ -50,6 +50,7 @@ class TrainingData:
     weights: list[np.ndarray]  # per user: event weights (the stream's)
     # per user: items the user gave negative feedback on; they join each step as negatives
     negatives: list[np.ndarray] | None = None
+    item_ids: list[str] | None = None  # item index -> id, where the data has ids
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,6 +37,11 @@ wait_caught_up(s, s.consumer_group, topics, 3600)
 PY
 kill "$worker" && wait "$worker" 2>/dev/null || true
 
+if [ "${SWEEP:-0}" = 1 ]; then
+  echo "== the warm start at other settings, against the served head"
+  .venv/bin/python scripts/feedback_sweep.py
+fi
+
 echo "== one fine-tuning round on the stored examples"
 mkdir -p docs
 /usr/bin/time -f "%e s" $CLI finetune --feedback --steps "$STEPS" --json >docs/feedback_round.json

@@ -52,6 +52,15 @@ class Head:
         out[rows < 0] = 0.0
         return out
 
+    def parts_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(h, v, bias)`` at ``rows`` (:meth:`rows`): zeros for an item the head does not
+        know, whose vectors are then the text part alone."""
+        return (
+            self._by_rows(self.h, rows),
+            self._by_rows(self.v, rows),
+            self._by_rows(self.bias[:, None], rows)[:, 0],
+        )
+
     def history_of(self, e: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """``x = A·e + h`` for items with text vectors ``e`` at ``rows`` (:meth:`rows`)."""
         return e.astype(np.float64) @ self.A.T + self._by_rows(self.h, rows)
@@ -82,10 +91,19 @@ class Head:
             return np.arange(n, dtype=np.int64)
         return self.rows(item_ids)
 
-    def fold(self, x: np.ndarray, items: np.ndarray, times: np.ndarray) -> np.ndarray:
+    def fold(
+        self,
+        x: np.ndarray,
+        items: np.ndarray,
+        times: np.ndarray,
+        weights: np.ndarray | None = None,
+    ) -> np.ndarray:
         """``[normalize(s), 1]`` of one user whose events are ``items`` at ``times`` (in the
-        user's order), with ``x`` the history vectors (:meth:`history_vectors`)."""
+        user's order), with ``x`` the history vectors (:meth:`history_vectors`) and the
+        events' ``weights`` as the stream folded them (default: every event 1)."""
         c = decay(times, self.half_life_s, self.half_life_events)
+        if weights is not None:
+            c = c * weights
         s = c @ x[items]
         norm = np.linalg.norm(s)
         return np.append(s / norm if norm > 0 else s, 1.0)

@@ -18,6 +18,13 @@ due, the worker starts ``interest-stream finetune --feedback`` in its own proces
    it (decayed, weighted, from the history);
 5. append the record to ``<models root>/finetune.jsonl`` (``"source": "feedback"``).
 
+A version that serves a learned head (streams/head.py) gets a head round instead
+(:func:`run_head_round`, ``"kind": "head"``): the encoder stays, the head warm-starts from the
+served one and trains on the same examples (their histories as the stream folded them),
+items it did not know get their per-item parts, and the gate compares the two heads on the
+hold-out, each folding the histories as the stream would serve it. The better head becomes
+a new version and CURRENT; the worker rolls it out as any new version.
+
 One job at a time: the job holds the models root's lock; a job that finds it held raises
 :class:`~streams.training.rounds.JobRunning` (the CLI exits with ``JOB_BUSY_EXIT``).
 
@@ -27,7 +34,9 @@ One job at a time: the job holds the models root's lock; a job that finds it hel
 from __future__ import annotations
 
 import asyncio
+import datetime
 import math
+import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -37,14 +46,17 @@ import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from encoder.manifest import read_manifest
 from encoder.registry import ModelRegistry
 from streams.errors import StreamError
+from streams.head import Head, load_head
 from streams.kafka.client import kafka_security
 from streams.records import Example, ForgetMarker, decode_example
 from streams.settings import Settings
 
 if TYPE_CHECKING:
     from export.finetune import TrainConfig, TrainingData
+    from streams.training.head import HeadFinetune
 
 HOLD_OUT_SHARE = 0.1  # of the positive examples, the newest
 REPLAY_SHARE = 0.25  # of a job's training examples, drawn from before the last job
@@ -149,6 +161,7 @@ def feedback_data(
         times=times,
         weights=weights,
         negatives=[np.asarray(sorted(negative_items[u]), dtype=np.int64) for u in owners],
+        item_ids=list(index),
     )
     positives.sort(key=lambda s: times[s][-1])
     n_hold = max(1, math.ceil(len(positives) * HOLD_OUT_SHARE)) if len(positives) > 1 else 0
@@ -193,6 +206,102 @@ def hold_out_recall(
     }
 
 
+def hold_out_head(
+    head: Head, e: np.ndarray, data: TrainingData, hold_out: list[int]
+) -> dict[str, float]:
+    """:func:`hold_out_recall` for a head version: each hold-out history folded as the
+    stream folds it for ``head`` (``[normalize(s), 1]`` against ``[y_j, b_j]``), the items of
+    ``data`` (text vectors ``e``) ranked, history excluded. Items the head does not know
+    score by their text part, as the stream serves them."""
+    assert data.item_ids is not None
+    x = head.history_vectors(e, data.item_ids)
+    items = head.item_matrix(e, data.item_ids)
+    hits, rr = 0, 0.0
+    for s in hold_out:
+        seq, t, w = data.sequences[s], data.times[s], data.weights[s]
+        scores = items @ head.fold(x, seq[:-1], t[:-1], w[:-1])
+        scores[seq[:-1]] = -np.inf
+        rank = int((scores > scores[seq[-1]]).sum())
+        if rank < K:
+            hits += 1
+            rr += 1 / (rank + 1)
+    n = len(hold_out)
+    return {
+        "recall@10": hits / n if n else 0.0,
+        "mrr@10": rr / n if n else 0.0,
+        "examples": float(n),
+        "items": float(len(data.texts)),
+    }
+
+
+def head_examples(
+    data: TrainingData, picked: list[int]
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+    """The ``picked`` sequences as :func:`finetune_head` takes them: (history items, their
+    times, their weights, the target item)."""
+    return [
+        (
+            data.sequences[s][:-1],
+            data.times[s][:-1],
+            data.weights[s][:-1],
+            int(data.sequences[s][-1]),
+        )
+        for s in picked
+    ]
+
+
+def run_head_round(
+    registry: ModelRegistry,
+    settings: Settings,
+    data: TrainingData,
+    picked: list[int],
+    hold_out: list[int],
+    progress: bool = True,
+    config: HeadFinetune | None = None,
+) -> dict:
+    """A feedback round for a version that serves a learned head: warm-start the head on
+    the ``picked`` examples (streams/training/head.py, :func:`finetune_head`), give the items
+    it did not know their per-item parts, gate on the hold-out against the served head and
+    promote the better one as a new version (CURRENT). The encoder stays as it is."""
+    from streams.evaluation.run import encode_items
+    from streams.training.head import HeadFinetune, finetune_head
+    from streams.training.versions import write_head_version
+
+    started = time.perf_counter()
+    parent = registry.current()
+    assert parent is not None and data.item_ids is not None
+    served = load_head(registry.path(parent))
+    assert served is not None
+    e, _ = encode_items(data.texts, registry.path(parent), settings, progress=progress)
+    tuned, train = finetune_head(
+        served, e, data.item_ids, head_examples(data, picked), config or HeadFinetune(), progress
+    )
+    scores = {
+        "current": hold_out_head(served, e, data, hold_out),
+        "candidate": hold_out_head(tuned, e, data, hold_out),
+    }
+    promoted = scores["candidate"]["recall@10"] > scores["current"]["recall@10"]
+    meta = {**(read_manifest(registry.path(parent)).head or {}), "source": "feedback"}
+    candidate, created = write_head_version(registry.root, parent, tuned, meta)
+    if promoted:
+        registry.set_current(candidate)
+    elif created:
+        shutil.rmtree(registry.path(candidate))  # recorded below, then gone
+    times = [float(data.times[s][-1]) for s in picked]
+    day = lambda t: datetime.datetime.fromtimestamp(t, datetime.UTC).date().isoformat()  # noqa: E731
+    return {
+        "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "kind": "head",
+        "parent": parent,
+        "candidate": candidate,
+        "decision": "promoted" if promoted else "discarded",
+        "data": {"examples": len(picked), "from": day(min(times)), "to": day(max(times))},
+        "train": train,
+        "hold_out": scores,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
 def last_feedback_ts(models_root: Path) -> float | None:
     """The newest example time the last feedback job trained on (finetune.jsonl)."""
     from streams.training.rounds import LOG_FILE
@@ -211,7 +320,7 @@ def last_feedback_ts(models_root: Path) -> float | None:
 
 def run_feedback_job(settings: Settings, config: TrainConfig, progress: bool = True) -> dict:
     """One fine-tuning round on the stored examples; the record it appended."""
-    from streams.training.rounds import LOG_FILE, job_lock, run_round
+    from streams.training.rounds import LOG_FILE, job_lock
 
     root = settings.models_root
     registry = ModelRegistry(root)
@@ -227,19 +336,39 @@ def run_feedback_job(settings: Settings, config: TrainConfig, progress: bool = T
                 f"not enough feedback to train on: {len(examples)} examples, "
                 f"{len(picked)} to train and {len(hold_out)} to hold out (both need one)"
             )
-        half_life = settings.half_life_short_s
-        record = run_round(
-            registry,
-            data,
-            picked,
-            config,
-            {},
-            lambda path: {"validation": hold_out_recall(path, data, hold_out, half_life, settings)},
-            progress,
-        )
+        if load_head(registry.path(registry.current() or "")) is not None:
+            record = run_head_round(
+                registry, settings, data, [s for s, _ in picked], hold_out, progress
+            )
+        else:
+            record = _encoder_round(registry, settings, data, picked, hold_out, config, progress)
         record["source"] = "feedback"
         record["data"]["to_ts"] = max(float(data.times[s][-1]) for s, _ in picked)
         record["data"]["hold_out"] = len(hold_out)
         with (root / LOG_FILE).open("ab") as fh:
             fh.write(orjson.dumps(record) + b"\n")
     return record
+
+
+def _encoder_round(
+    registry: ModelRegistry,
+    settings: Settings,
+    data: TrainingData,
+    picked: list[tuple[int, int]],
+    hold_out: list[int],
+    config: TrainConfig,
+    progress: bool,
+) -> dict:
+    """A feedback round that fine-tunes the encoder (a version without a head)."""
+    from streams.training.rounds import run_round
+
+    half_life = settings.half_life_short_s
+    return run_round(
+        registry,
+        data,
+        picked,
+        config,
+        {},
+        lambda path: {"validation": hold_out_recall(path, data, hold_out, half_life, settings)},
+        progress,
+    )

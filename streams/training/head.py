@@ -165,17 +165,9 @@ def train_head(
                 cols.append(items)
                 vals.append(c[keep])
                 targets.append(split.sequences[u][p])
-            index = torch.from_numpy(np.stack([np.concatenate(rows), np.concatenate(cols)]))
-            weights = torch.from_numpy(np.concatenate(vals).astype(np.float32))
-            shape = (len(picked), n_items)
-            C = torch.sparse_coo_tensor(index, weights, shape, check_invariants=False)
-            keep_h = (torch.rand(n_items, 1) >= config.id_dropout).float() * warm
-            keep_v = (torch.rand(n_items, 1) >= config.id_dropout).float() * warm
-            X = E @ A.T + keep_h * H
-            s = torch.sparse.mm(C, X)
-            s = s / s.norm(dim=1, keepdim=True).clamp_min(1e-12)
-            logits = s @ (E @ B.T + keep_v * V).T + (keep_v[:, 0] * bias)[None, :]
-            loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(targets))
+            loss = softmax_loss(
+                (E, A, B, H, V, bias), warm, (rows, cols, vals), targets, config.id_dropout
+            )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -204,6 +196,126 @@ def train_head(
         "seconds": round(time.perf_counter() - started, 1),
     }
     return best_head, record
+
+
+def softmax_loss(
+    tensors: tuple[Any, ...],
+    warm: Any,
+    history: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]],
+    targets: list[int],
+    id_dropout: float,
+) -> Any:
+    """Full-softmax cross-entropy of one batch: ``tensors`` are (E, A, B, H, V, bias),
+    ``history`` each user's (batch rows, item indices, coefficients), ``warm`` 1 for items
+    that may have per-item parts, which are dropped at random (``id_dropout``)."""
+    import torch
+
+    E, A, B, H, V, bias = tensors
+    rows, cols, vals = history
+    n_items = E.shape[0]
+    index = torch.from_numpy(np.stack([np.concatenate(rows), np.concatenate(cols)]))
+    weights = torch.from_numpy(np.concatenate(vals).astype(np.float32))
+    C = torch.sparse_coo_tensor(index, weights, (len(targets), n_items), check_invariants=False)
+    keep_h = (torch.rand(n_items, 1) >= id_dropout).float() * warm
+    keep_v = (torch.rand(n_items, 1) >= id_dropout).float() * warm
+    s = torch.sparse.mm(C, E @ A.T + keep_h * H)
+    s = s / s.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    logits = s @ (E @ B.T + keep_v * V).T + (keep_v[:, 0] * bias)[None, :]
+    return torch.nn.functional.cross_entropy(logits, torch.as_tensor(targets))
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadFinetune:
+    """A feedback round's warm start: a few passes over the round's examples, at a tenth
+    of the first training's learning rate so that a round nudges the served head rather
+    than overwriting it with a few thousand examples (``scripts/feedback_sweep.py``: at
+    3e-3 the round lost to the served head on its hold-out; at 3e-4 it won)."""
+
+    epochs: int = 4
+    batch_size: int = 128
+    learning_rate: float = 3e-4
+    id_dropout: float = 0.3
+    seed: int = 0
+
+
+def finetune_head(
+    head: Head,
+    e: np.ndarray,
+    item_ids: list[str],
+    examples: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]],
+    config: HeadFinetune = HeadFinetune(),
+    progress: bool = True,
+) -> tuple[Head, dict[str, Any]]:
+    """Warm-start from the served ``head`` and train on ``examples``: (history item
+    indices, their times, their weights as the stream folded them, the target index), each
+    index a row of ``e`` (the items' text vectors) and ``item_ids``. The softmax runs over
+    those items. An item the head does not know joins it with per-item parts learned from
+    the examples (they start at zero: the text part). ``A`` and ``B`` move for every item;
+    the per-item parts of items no example names stay as they were. (head, record)."""
+    import torch
+
+    if not examples:
+        raise ValueError("no examples to train the head on")
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    rows_in_head = head.rows(item_ids)
+    h0, v0, b0 = head.parts_of(rows_in_head)
+    E = torch.from_numpy(e.astype(np.float32))
+    A = torch.nn.Parameter(torch.from_numpy(head.A.astype(np.float32)))
+    B = torch.nn.Parameter(torch.from_numpy(head.B.astype(np.float32)))
+    H = torch.nn.Parameter(torch.from_numpy(h0.astype(np.float32)))
+    V = torch.nn.Parameter(torch.from_numpy(v0.astype(np.float32)))
+    bias = torch.nn.Parameter(torch.from_numpy(b0.astype(np.float32)))
+    optimizer = torch.optim.AdamW([A, B, H, V, bias], lr=config.learning_rate, weight_decay=0.0)
+    warm = torch.ones(len(item_ids), 1)
+    coefs = [w * decay(t, head.half_life_s, head.half_life_events) for _, t, w, _ in examples]
+    losses: list[float] = []
+    order = np.arange(len(examples))
+    for _ in tqdm(
+        range(config.epochs), desc="head", unit="epoch", disable=not progress, file=sys.stderr
+    ):
+        rng.shuffle(order)
+        for start in range(0, len(order), config.batch_size):
+            batch = order[start : start + config.batch_size]
+            history = (
+                [np.full(len(examples[k][0]), r) for r, k in enumerate(batch)],
+                [examples[k][0] for k in batch],
+                [coefs[k] for k in batch],
+            )
+            targets = [examples[k][3] for k in batch]
+            loss = softmax_loss((E, A, B, H, V, bias), warm, history, targets, config.id_dropout)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+    new = [i for i, r in zip(item_ids, rows_in_head, strict=True) if r < 0]
+    at = np.where(
+        rows_in_head >= 0, rows_in_head, len(head.item_ids) + np.cumsum(rows_in_head < 0) - 1
+    )
+    dtype = head.h.dtype
+    h = np.vstack([head.h, np.zeros((len(new), head.dim), dtype)])
+    v = np.vstack([head.v, np.zeros((len(new), head.dim), dtype)])
+    b = np.concatenate([head.bias, np.zeros(len(new), head.bias.dtype)])
+    h[at], v[at], b[at] = H.detach().numpy(), V.detach().numpy(), bias.detach().numpy()
+    tuned = dataclasses.replace(
+        head,
+        item_ids=[*head.item_ids, *new],
+        A=A.detach().numpy().astype(head.A.dtype),
+        B=B.detach().numpy().astype(head.B.dtype),
+        h=h,
+        v=v,
+        bias=b,
+    )
+    record = {
+        "config": dataclasses.asdict(config),
+        "examples": len(examples),
+        "items": len(item_ids),
+        "new_items": len(new),
+        "loss": {"first": losses[0], "last": float(np.mean(losses[-max(1, len(losses) // 10) :]))},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    return tuned, record
 
 
 def decay_rows(times: np.ndarray, half_life_s: float | None, half_life_events: float | None) -> Any:

@@ -234,3 +234,91 @@ def test_a_job_without_enough_feedback_is_a_one_line_error(
     ensure_topics(Settings())
     assert main(["finetune", "--feedback", "--model", str(tiny_root)]) == 2
     assert "not enough feedback to train on: 0 examples" in capsys.readouterr().err
+
+
+def chain_examples(n: int, items: int, seed: int = 0) -> list[Example | ForgetMarker]:
+    """Users walk item k -> k+1 (mod ``items``): the next item is plain from ids alone."""
+    rng = np.random.default_rng(seed)
+    out: list[Example | ForgetMarker] = []
+    for k in range(n):
+        start = int(rng.integers(items))
+        history = [
+            [f"i{(start + j) % items}", f"text i{(start + j) % items}", T0 + k + j / 10, 1.0]
+            for j in range(3)
+        ]
+        out.append(example(f"u{k}", f"i{(start + 3) % items}", T0 + k + 0.5, history=history))
+    return out
+
+
+@pytest.mark.slow
+def test_a_head_version_gets_a_head_round_that_learns_new_items_and_gates(
+    tiny_root: Path,
+) -> None:
+    pytest.importorskip("torch")
+    from encoder.manifest import read_manifest
+    from streams.evaluation.run import encode_items
+    from streams.head import Head, load_head
+    from streams.training.feedback import hold_out_head, run_head_round
+    from streams.training.head import HeadFinetune
+    from streams.training.versions import write_head_version
+
+    registry = ModelRegistry(tiny_root)
+    encoder = registry.current()
+    assert encoder is not None
+    d = read_manifest(tiny_root / encoder).dimension
+    known = [f"i{j}" for j in range(20)] + ["never-named"]  # i20..i29 are new to the head
+    rng = np.random.default_rng(1)
+    parts = rng.normal(scale=0.1, size=(len(known), 8))
+    served = Head(known, np.eye(8, d), np.eye(8, d), parts, parts, np.zeros(len(known)), 3600.0)
+    parent, _ = write_head_version(tiny_root, encoder, served, {"half_life_s": 3600.0}, True)
+    data, picked, hold_out = feedback_data(chain_examples(300, 30), None, size=1000, seed=0)
+
+    picked_ids = [s for s, _ in picked]
+    record = run_head_round(
+        registry, Settings(), data, picked_ids, hold_out, False, HeadFinetune(epochs=30)
+    )
+
+    assert record["kind"] == "head" and record["parent"] == parent
+    assert record["train"]["new_items"] == 10 and record["data"]["examples"] == len(picked)
+    assert record["decision"] == "promoted", record["hold_out"]
+    assert registry.current() == record["candidate"] != parent
+    tuned = load_head(tiny_root / record["candidate"])
+    assert tuned is not None and tuned.half_life_s == 3600.0
+    assert tuned.item_ids[: len(known)] == known and len(tuned.item_ids) == len(known) + 10
+    untouched = known.index("never-named")
+    np.testing.assert_array_equal(tuned.h[untouched], served.h[untouched])
+    assert np.abs(tuned.h[len(known) :]).sum() > 0  # the new items learned their own parts
+    e, _ = encode_items(data.texts, tiny_root / parent, Settings(), progress=False)
+    for name, head in (("current", served), ("candidate", tuned)):  # what the gate compared
+        assert record["hold_out"][name] == hold_out_head(head, e, data, hold_out)
+    assert record["hold_out"]["candidate"]["recall@10"] > record["hold_out"]["current"]["recall@10"]
+
+
+def test_a_discarded_head_round_leaves_the_served_version(
+    tiny_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    from encoder.manifest import read_manifest
+    from streams.head import Head
+    from streams.training import feedback
+    from streams.training.versions import write_head_version
+
+    registry = ModelRegistry(tiny_root)
+    encoder = registry.current()
+    assert encoder is not None
+    d = read_manifest(tiny_root / encoder).dimension
+    items = [f"i{j}" for j in range(12)]
+    zero = np.zeros((len(items), 8))
+    served = Head(items, np.eye(8, d), np.eye(8, d), zero, zero, np.zeros(len(items)), None)
+    parent, _ = write_head_version(tiny_root, encoder, served, {}, True)
+    monkeypatch.setattr(feedback, "hold_out_head", lambda head, *a: {"recall@10": 0.5})
+    data, picked, hold_out = feedback_data(chain_examples(40, 12), None, size=100, seed=0)
+    before = sorted(p.name for p in tiny_root.iterdir())
+
+    record = feedback.run_head_round(
+        registry, Settings(), data, [s for s, _ in picked], hold_out, False
+    )
+
+    assert record["decision"] == "discarded"  # not better on the hold-out: equal
+    assert registry.current() == parent
+    assert sorted(p.name for p in tiny_root.iterdir()) == before  # the candidate is gone
