@@ -98,5 +98,10 @@ class TooLate(RecordError):
     are no longer remembered, so it cannot be told from a duplicate and is not folded."""
 
 
+class UnknownItem(RecordError):
+    """An event whose item did not reach the catalogue within ``INTEREST_PARK_MAX_S`` of
+    its parking (streams/parking.py)."""
+
+
 class KeyMismatch(RecordError):
     """An event whose Kafka key is not its user_id: it would land in another user's partition."""

@@ -82,7 +82,8 @@ class Outcome:
     dead: list[tuple[RawRecord, RecordError]] = dataclasses.field(default_factory=list)
     written: int = 0  # points written to Qdrant
     duplicates: int = 0
-    unknown_items: int = 0  # events skipped: their item never arrived within item_wait
+    unknown_items: int = 0  # feedback skipped: its item is not in the store
+    parked: list[RawRecord] = dataclasses.field(default_factory=list)  # items not there yet
     encoded: int = 0
     types: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)  # (topic, type)
     event_times: list[float] = dataclasses.field(default_factory=list)  # ts of folded events
@@ -314,8 +315,8 @@ class EventProcessor:
                 out.dead.append((rec, TooLate(_too_late(e, state.floor_at(lateness)))))
                 continue
             vec = review_vecs.get(e.text) if e.type == "review" and e.text else items.get(e.item_id)
-            if vec is None:
-                out.unknown_items += 1
+            if vec is None:  # its item is not in the catalogue yet: parked (streams/parking.py)
+                out.parked.append(rec)
                 continue
             if self.head is not None and e.type == "review":  # its text, plus its item's h
                 vec = self.head.history_of(vec[None], self.head.rows([e.item_id]))[0]

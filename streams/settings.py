@@ -78,7 +78,11 @@ class Settings(BaseSettings):
     # Windows and batches
     window_events: int = Field(256, ge=1)  # flush a partition's window after N events ...
     window_ms: float = Field(250.0, gt=0)  # ... or T ms after its first event
-    item_wait_ms: float = Field(2000.0, ge=0)  # wait this long for an unknown item, then skip
+    item_wait_ms: float = Field(2000.0, ge=0)  # look again this much later for an unknown item
+    # ... then the event is parked (streams/parking.py) and tried again every park_retry_s,
+    # until park_max_s after its parking: then it is dead-lettered as UnknownItem.
+    park_retry_s: float = Field(5.0, gt=0)
+    park_max_s: float = Field(3600.0, gt=0)
     item_cache_entries: int = Field(100_000, ge=0)
     encoder_max_wait_ms: float = Field(5.0, ge=0)
     encoder_max_batch_tokens: int = Field(32_768, ge=1)

@@ -18,7 +18,7 @@ from streams.kafka.client import kafka_security
 from streams.settings import Settings, load_settings
 
 EVENT_TOPICS = ("clicks", "views", "reviews")  # read together by the events agent
-TOPICS = (*EVENT_TOPICS, "items", "feedback", "dlq", "examples")
+TOPICS = (*EVENT_TOPICS, "items", "feedback", "dlq", "examples", "parked")
 # Training examples (the feedback agent's output): durable, and bounded by age and size.
 TOPIC_CONFIGS = {
     "examples": {"retention.ms": str(90 * 86_400_000), "retention.bytes": str(1 << 30)},

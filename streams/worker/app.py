@@ -4,8 +4,9 @@
     app = build_app(settings, metrics, store_factory=...)   # tests: a store that fails
     app.main()
 
-Three agents, each a :class:`~streams.worker.windows.WindowRunner`: ``items`` (item texts
--> vectors), ``events`` (clicks, views, reviews and forget requests -> user vectors) and
+Four agents, each a :class:`~streams.worker.windows.WindowRunner`: ``items`` (item texts
+-> vectors), ``events`` (clicks, views, reviews and forget requests -> user vectors),
+``parked`` (events that came before their item, taken again: streams/parking.py) and
 ``feedback`` (signals -> training examples in the ``examples`` topic, counted by the
 fine-tuning trigger, streams/worker/finetune.py). Timers measure consumer lag and event-loop
 lag for the metrics, look for holes at the end of idle partitions, and ask the trigger.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -38,6 +40,7 @@ from streams.errors import BrokerUnavailable
 from streams.head import Head, load_head, stream_half_lives
 from streams.kafka.client import broker_credentials
 from streams.kafka.topics import EVENT_TOPICS
+from streams.parking import parked_at, retry_at, unparked
 from streams.processor import EventProcessor, Outcome, ProcessorConfig, RawRecord, load_concepts
 from streams.records import Example, ForgetMarker, Limits, encode_example
 from streams.rollout.dual import DualWrite, Rollout, rollout_from
@@ -49,7 +52,7 @@ from streams.worker.metrics import Metrics
 from streams.worker.retry import Retry, Stopping
 from streams.worker.stats import WorkerStats
 from streams.worker.tables import StateTable, TableStates, state_table
-from streams.worker.windows import MAX_RECORD_BYTES, Agent, WindowRunner
+from streams.worker.windows import MAX_RECORD_BYTES, Agent, Parking, WindowRunner
 
 log = logging.getLogger(__name__)
 GAP_CHECK_S = 5.0  # how often idle agents' partitions are checked for a hole at their end
@@ -63,6 +66,7 @@ AGENT_OF_KIND: dict[str, Agent] = {
     **{kind: "events" for kind in EVENT_TOPICS},
     "items": "items",
     "feedback": "feedback",
+    "parked": "parked",
 }
 StoreFactory = Callable[[Settings], Store]
 
@@ -132,9 +136,16 @@ def build_app(
 class KafkaOutput:
     """A window's output to Kafka: dead letters, examples, and the changelog it waits for."""
 
-    def __init__(self, dlq_topic: Any, examples_topic: Any, tables: Sequence[StateTable]) -> None:
+    def __init__(
+        self,
+        dlq_topic: Any,
+        examples_topic: Any,
+        parked_topic: Any,
+        tables: Sequence[StateTable],
+    ) -> None:
         self.dlq_topic = dlq_topic
         self.examples_topic = examples_topic
+        self.parked_topic = parked_topic
         self.tables = tables
 
     async def dead_letter(
@@ -145,6 +156,13 @@ class KafkaOutput:
             await delivered  # acknowledged by the broker
         except KafkaError as exc:
             raise BrokerUnavailable(f"the dead-letter topic did not take a record: {exc}") from exc
+
+    async def park(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        try:
+            delivered = await self.parked_topic.send(key=key, value=value, headers=headers)
+            await delivered
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"the parked topic did not take a record: {exc}") from exc
 
     async def examples(self, records: Sequence[Example | ForgetMarker]) -> None:
         try:
@@ -206,7 +224,7 @@ class Worker:
         if self.old_version is not None:  # the served version, written too until the switch
             self.old_table = state_table(app, self.old_version, settings.topic_partitions)
         # full topic name -> its kind (clicks, views, reviews, items, feedback)
-        kinds = (*EVENT_TOPICS, "items", "feedback")
+        kinds = (*EVENT_TOPICS, "items", "feedback", "parked")
         self.topic_kinds = {settings.topic(kind): kind for kind in kinds}
         self.stats = WorkerStats()
         self.retry = Retry(metrics, stopping=lambda: bool(self.app.should_stop))
@@ -224,10 +242,12 @@ class Worker:
         output = KafkaOutput(
             raw_topic(app, settings.topic("dlq")),
             raw_topic(app, settings.topic("examples")),
+            raw_topic(app, settings.topic("parked")),
             tables,
         )
+        parking = Parking(settings.park_max_s, settings.park_retry_s)
         self.runners: dict[Agent, WindowRunner] = {}
-        for agent in ("items", "events", "feedback"):
+        for agent in ("items", "events", "parked", "feedback"):
             self.runners[agent] = WindowRunner(
                 agent,
                 {t: k for t, k in self.topic_kinds.items() if AGENT_OF_KIND[k] == agent},
@@ -237,6 +257,7 @@ class Worker:
                 partitions=self.partitions,
                 observe=self.observe,
                 unexpected_retries=settings.unexpected_retries,
+                parking=parking,
             )
         self._wire()
 
@@ -279,9 +300,20 @@ class Worker:
                 return await processing.items(records)
             if agent == "events":
                 return await processing.events(records)
+            if agent == "parked":
+                await self._until_due(records)
+                return await processing.events([unparked(r) for r in records])
             return await processing.feedback(records)
 
         return work
+
+    async def _until_due(self, records: Sequence[RawRecord]) -> None:
+        """Wait until the window's parked records may be tried again (at most one retry
+        interval: a clock set back does not hold them longer)."""
+        due = max((retry_at(r) or 0.0 for r in records), default=0.0)
+        wait = min(due - time.time(), self.settings.park_retry_s)
+        if wait > 0:
+            await asyncio.sleep(wait)
 
     async def ready_processing(self) -> EventProcessor | DualWrite:
         async with self._starting:
@@ -380,6 +412,7 @@ class Worker:
             m.dlq.labels(type(error).__name__).inc()
         m.duplicates.inc(outcome.duplicates)
         m.unknown_items.inc(outcome.unknown_items)
+        m.parked.inc(sum(parked_at(r) is None for r in outcome.parked))
         m.forgotten_events.inc(outcome.forgotten_events)
         m.forgotten_users.inc(len(outcome.forgotten_users))
         m.texts_encoded.inc(outcome.encoded)
@@ -396,13 +429,13 @@ class Worker:
             for t in outcome.event_times:
                 by_event.observe(acked_s - t)
         log.debug(
-            "%s window: %d records, %d written, %d dead, %d duplicates, %d unknown",
+            "%s window: %d records, %d written, %d dead, %d duplicates, %d parked",
             agent,
             len(produced),
             outcome.written,
             len(outcome.dead),
             outcome.duplicates,
-            outcome.unknown_items,
+            len(outcome.parked),
         )
 
     # -- timers ------------------------------------------------------------------------------
@@ -415,7 +448,7 @@ class Worker:
             return
         committed = self.partitions.committed()
         self.metrics.lag.clear()  # partitions revoked since the last look disappear
-        waiting = 0
+        waiting = parked = 0
         for tp in consumer.assignment():
             if tp.topic not in self.topic_kinds:
                 continue
@@ -424,6 +457,9 @@ class Worker:
                 lag = max(0, end - (committed.get(tp) or 0))
                 self.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
                 waiting += lag
+                if self.topic_kinds[tp.topic] == "parked":
+                    parked += lag
+        self.metrics.parked_waiting.set(parked)
         stuck = self.liveness.stuck(waiting)
         if stuck and not self._stuck:
             log.error(

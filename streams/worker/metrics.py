@@ -8,8 +8,10 @@ Names and what moves them (the Grafana dashboard in ``docker/grafana`` plots the
 
 - ``interest_events_total{topic,type}``: valid records taken (items count as type ``item``);
   ``interest_dlq_total{error}``: records dead-lettered, by error class;
-  ``interest_duplicate_events_total``, ``interest_unknown_item_events_total``,
-  ``interest_forgotten_events_total``; ``interest_forgotten_users_total``;
+  ``interest_duplicate_events_total``, ``interest_forgotten_events_total``;
+  ``interest_forgotten_users_total``; ``interest_unknown_item_events_total``: feedback
+  about an item not in the store; ``interest_parked_events_total`` and
+  ``interest_parked_waiting``: events parked for their item (streams/parking.py);
 - ``interest_encoder_batch_rows`` and ``interest_encoder_batch_seconds``: one observation per
   encoder batch; ``interest_texts_encoded_total``: texts run through the model (cache misses);
 - ``interest_item_cache_hit_ratio``, ``interest_text_cache_hit_ratio``: read at scrape time;
@@ -58,7 +60,17 @@ class Metrics:
         )
         self.unknown_items = Counter(
             "interest_unknown_item_events",
-            "Events skipped: their item never arrived within item_wait_ms",
+            "Feedback signals skipped: their item is not in the store",
+            registry=r,
+        )
+        self.parked = Counter(
+            "interest_parked_events",
+            "Events parked because their item was not in the catalogue yet (first parking)",
+            registry=r,
+        )
+        self.parked_waiting = Gauge(
+            "interest_parked_waiting",
+            "Records in the parked topic not yet taken again (this worker's partitions)",
             registry=r,
         )
         self.forgotten_events = Counter(

@@ -32,6 +32,7 @@ class WorkerStats:
         self.counts["written"] += outcome.written
         self.counts["duplicates"] += outcome.duplicates
         self.counts["unknown_items"] += outcome.unknown_items
+        self.counts["parked"] += len(outcome.parked)
         self.counts["dlq"] += len(outcome.dead)
         for _, error in outcome.dead:
             self.dlq_by_error[type(error).__name__] += 1

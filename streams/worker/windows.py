@@ -12,8 +12,10 @@ For each window (``events`` records or ``within_s`` seconds, whichever comes fir
    that keeps failing with a bug is processed record by record, and a record that fails
    alone is dead-lettered as ``UnexpectedError`` (with the error and where it was raised);
 3. wait until the changelog records of the states the window changed are delivered;
-4. send its bad records to the dead-letter topic and its examples to the examples topic,
-   each acknowledged by the broker;
+4. send its bad records to the dead-letter topic, its events whose item is not in the
+   catalogue yet to the parked topic (streams/parking.py; those parked for longer than
+   ``Parking.max_s`` to the dead-letter topic as ``UnknownItem``) and its examples to the
+   examples topic, each acknowledged by the broker;
 5. tell the observer (metrics, statistics, the fine-tuning trigger);
 6. acknowledge the window's records: offsets are committed only after what covers them.
 
@@ -23,6 +25,7 @@ passes a fake output and a list of records, and needs no broker.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
@@ -32,14 +35,15 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from streams.deadletter import dead_letter
-from streams.errors import StreamError, UnexpectedError
+from streams.errors import StreamError, UnexpectedError, UnknownItem
+from streams.parking import park_headers, parked_at
 from streams.processor import Outcome, RawRecord
 from streams.records import Example, ForgetMarker
 from streams.worker.gaps import GapGuard
 from streams.worker.retry import GaveUp, Retry, Stopping
 
 log = logging.getLogger(__name__)
-Agent = Literal["items", "events", "feedback"]
+Agent = Literal["items", "events", "feedback", "parked"]
 MAX_RECORD_BYTES = 16 * 1024 * 1024  # the broker's and the producer's limit
 DEAD_LETTER_BYTES = MAX_RECORD_BYTES - 64 * 1024  # room for the error headers
 
@@ -59,6 +63,9 @@ class WindowOutput(Protocol):
     async def examples(self, records: Sequence[Example | ForgetMarker]) -> None:
         """Send training examples and wait until the broker has them."""
 
+    async def park(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        """Send one record to the parked topic and wait until the broker has it."""
+
     async def changelog_delivered(self) -> None:
         """Wait until the changelog records of the states changed so far are delivered."""
 
@@ -69,6 +76,16 @@ class Partitions(Protocol):
     def committed(self) -> Mapping[Hashable, int | None]: ...
 
     async def read_again(self, tp: Any, offset: int, where: str) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Parking:
+    """How long an event waits for its item (INTEREST_PARK_MAX_S), and how often it looks
+    (INTEREST_PARK_RETRY_S)."""
+
+    max_s: float = 3600.0
+    retry_s: float = 5.0
+    clock: Callable[[], float] = time.time
 
 
 class WindowRunner:
@@ -83,6 +100,7 @@ class WindowRunner:
         partitions: Partitions | None = None,
         observe: Observer | None = None,
         unexpected_retries: int = 3,
+        parking: Parking = Parking(),
     ) -> None:
         self.agent = agent
         self.topic_kinds = topic_kinds  # full topic name -> its kind: clicks, items, ...
@@ -92,6 +110,7 @@ class WindowRunner:
         self.partitions = partitions  # None: no hole checks (tests, tools)
         self.observe = observe
         self.unexpected_retries = unexpected_retries  # then the records one by one
+        self.parking = parking
         self.guard = GapGuard()
         self.busy = False  # inside a window (the idle-partition check leaves it alone)
 
@@ -127,6 +146,7 @@ class WindowRunner:
             outcome = await self._one_by_one(records)
         await self.output.changelog_delivered()
         acked_s = time.time()
+        to_park = self._expire(outcome)
         for rec, error in outcome.dead:
             value, headers = dead_letter(
                 rec.value,
@@ -150,6 +170,20 @@ class WindowRunner:
                 len(records),
                 ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())),
             )
+        for rec, headers in to_park:
+            await self.retry(
+                functools.partial(self.output.park, rec.key or None, rec.value, headers), "parking"
+            )
+        if to_park:
+            again = sum(parked_at(rec) is not None for rec, _ in to_park)
+            log.warning(
+                "%s window: %d of %d records parked, their item not in the catalogue yet "
+                "(%d parked before)",
+                self.agent,
+                len(to_park),
+                len(records),
+                again,
+            )
         if outcome.examples:  # durable in the examples topic before the records are acked
             await self.retry(functools.partial(self.output.examples, outcome.examples), "examples")
         if self.observe is not None:
@@ -157,6 +191,26 @@ class WindowRunner:
         for event in events:
             await ack(event)
         return outcome
+
+    def _expire(self, outcome: Outcome) -> list[tuple[RawRecord, list[tuple[str, bytes]]]]:
+        """Split the window's parked events: those parked longer than ``parking.max_s`` join
+        its dead letters as ``UnknownItem``; the rest, with the headers of their parked
+        copies, are returned."""
+        now = self.parking.clock()
+        to_park = []
+        for rec in outcome.parked:
+            first = parked_at(rec)
+            first = now if first is None else first
+            if now - first >= self.parking.max_s:
+                reason = (
+                    f"its item did not reach the catalogue within INTEREST_PARK_MAX_S "
+                    f"({self.parking.max_s:g} s) of the event's parking"
+                )
+                outcome.dead.append((rec, UnknownItem(reason)))
+            else:
+                to_park.append((rec, park_headers(rec, first, now + self.parking.retry_s)))
+        outcome.parked = [rec for rec, _ in to_park]
+        return to_park
 
     async def _one_by_one(self, records: list[RawRecord]) -> Outcome:
         """A window that keeps failing with a bug: each record alone (transient failures

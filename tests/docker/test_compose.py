@@ -289,7 +289,7 @@ def test_the_stacks_commands_run_against_the_local_broker(
     done = run_cli([*init, "--json"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     created = json.loads(done.stdout)["topics"]
-    names = ("clicks", "views", "reviews", "items", "feedback", "dlq", "examples")
+    names = ("clicks", "views", "reviews", "items", "feedback", "dlq", "examples", "parked")
     assert created == [f"{prefix}{t}" for t in names]
     wanted = int(env["INTEREST_TOPIC_PARTITIONS"])  # from .env.example through the compose file
     assert partitions(kafka_broker.bootstrap, created) == dict.fromkeys(created, wanted)

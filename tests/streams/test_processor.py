@@ -166,11 +166,16 @@ def test_feedback_becomes_examples_with_the_history_before_it() -> None:
     asyncio.run(with_processor(body))
 
 
-def test_an_unknown_item_is_skipped_and_counted_after_the_wait() -> None:
+def test_an_event_of_an_item_not_in_the_catalogue_yet_is_parked_then_folded() -> None:
     async def body(proc, model, store, states):
-        out = await proc.events([rec("clicks", event_id="e1", user_id="u1", item_id=404, ts=T0)])
-        assert out.unknown_items == 1 and out.written == 0
+        click = rec("clicks", event_id="e1", user_id="u1", item_id=404, ts=T0)
+        out = await proc.events([click])
+        assert out.parked == [click] and out.written == 0 and not out.dead
         assert "u1" not in states
+        await proc.items([rec("items", item_id=404, text="a movie that came late")])
+        out = await proc.events([click])  # as the parked agent takes it again
+        assert not out.parked and out.written == 1
+        assert InterestState.from_bytes(states["u1"]).event_count == 1
 
     asyncio.run(with_processor(body))
 

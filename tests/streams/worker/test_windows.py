@@ -13,12 +13,13 @@ import pytest
 
 from encoder.service import Encoder
 from streams.errors import InvalidJson, StreamError
+from streams.parking import parked_at, retry_at, unparked
 from streams.processor import EventProcessor, Outcome, RawRecord
 from streams.records import Example, ForgetMarker
 from streams.store import QdrantStore, StoreError
 from streams.worker.metrics import Metrics
 from streams.worker.retry import Retry
-from streams.worker.windows import WindowRunner
+from streams.worker.windows import Parking, WindowRunner
 from tests.encoder.fakes import FakeModel
 from tests.streams.test_processor import T0, config
 
@@ -57,6 +58,7 @@ class FakeOutput:
         self.log = log
         self.letters: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = []
         self.sent: list[Example | ForgetMarker] = []
+        self.parked: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = []
 
     async def dead_letter(
         self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
@@ -67,6 +69,10 @@ class FakeOutput:
     async def examples(self, records: Any) -> None:
         self.sent.extend(records)
         self.log.append("examples")
+
+    async def park(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        self.parked.append((key, value, headers))
+        self.log.append("parked")
 
     async def changelog_delivered(self) -> None:
         self.log.append("changelog")
@@ -123,6 +129,64 @@ def test_bad_records_are_dead_lettered_and_every_record_acked_after_the_output(
     assert told == [("events", 3)]
     # The changelog, the dead letter and the examples are out before any record is acked.
     assert log == ["changelog", "dead letter", "examples", ("ack", 0), ("ack", 1), ("ack", 2)]
+
+
+def test_an_event_without_its_item_is_parked_with_its_key_and_acked_after(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The parked copy keeps the key, value and headers, says its kind and where it came
+    from; taken again and still without its item, it keeps its first parking time."""
+    log: list[Any] = []
+    now = [T0]
+
+    async def work(records):
+        out = Outcome()
+        out.parked.extend(records)  # as the processor does when the item is not there
+        return out
+
+    parking = Parking(max_s=60.0, retry_s=5.0, clock=lambda: now[0])
+    runner, output, _ = runner_with(work, log, parking=parking)
+    first = click(7)
+    first = Event(dataclasses.replace(first.message, headers=(("trace", b"t1"),)))
+    with caplog.at_level(logging.WARNING, logger="streams.worker.windows"):
+        asyncio.run(runner.window([first], Acks(log)))
+    assert "events window: 1 of 1 records parked" in caplog.text
+    assert log == ["changelog", "parked", ("ack", 7)]
+    key, value, headers = output.parked[0]
+    assert key == b"u1" and value == first.message.value
+    copy = RawRecord("parked", value, "t.parked", 0, 0, tuple(headers), key)
+    assert ("trace", b"t1") in headers and ("park.source", b"t.clicks/0/7") in headers
+    assert parked_at(copy) == T0 and retry_at(copy) == T0 + 5.0
+    assert unparked(copy).topic_kind == "clicks"
+
+    now[0] = T0 + 30.0  # taken again, the item still missing: parked again, same first time
+    again = Event(Message("t.clicks", 8, value, key, headers=tuple(headers)))
+    asyncio.run(runner.window([again], Acks(log)))
+    _, _, headers2 = output.parked[1]
+    copy2 = RawRecord("parked", value, "t.parked", 0, 0, tuple(headers2), key)
+    assert parked_at(copy2) == T0 and retry_at(copy2) == T0 + 35.0
+    assert [h for h in headers2 if h[0] == "park.source"] == [("park.source", b"t.clicks/0/7")]
+    assert not output.letters
+
+
+def test_an_event_parked_longer_than_the_limit_is_dead_lettered_as_unknown_item() -> None:
+    log: list[Any] = []
+
+    async def work(records):
+        out = Outcome()
+        out.parked.extend(records)
+        return out
+
+    parking = Parking(max_s=60.0, retry_s=5.0, clock=lambda: T0 + 61.0)
+    runner, output, _ = runner_with(work, log, parking=parking)
+    headers = (("park.kind", b"clicks"), ("park.parked-at", repr(T0).encode()))
+    event = Event(Message("t.clicks", 3, b'{"event_id": "e3"}', b"u1", headers=headers))
+    outcome = asyncio.run(runner.window([event], Acks(log)))
+    assert outcome is not None and not outcome.parked and not output.parked
+    key, _, letter = output.letters[0]
+    assert key == b"u1" and ("dlq.error-type", b"UnknownItem") in letter
+    assert "INTEREST_PARK_MAX_S" in dict(letter)["dlq.error-message"].decode()
+    assert log == ["changelog", "dead letter", ("ack", 3)]
 
 
 def test_a_record_of_a_topic_the_agent_does_not_read_is_an_error_not_a_click() -> None:
