@@ -6,7 +6,9 @@ The store comes in through ``build_app``'s store factory, as any test's fake wou
 
 Every store call first looks in DIR: a file ``down`` makes it fail as a refused connection
 would (:class:`streams.store.StoreError`); a file ``slow`` holding a number of seconds makes
-it take that much longer. Without either file the store is the real embedded one.
+it take that much longer; a file ``bug`` holding user ids (one a line) makes a write of any of
+them raise ``ZeroDivisionError``, as a bug in our own code would. Without these files the
+store is the real embedded one.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ class FaultyStore:
         def call(*args: Any, **kwargs: Any) -> Any:
             if (self._control / "down").exists():
                 raise StoreError(f"Qdrant {name}: connection refused (injected)")
+            bug = self._control / "bug"
+            if name == "upsert_users" and bug.exists():
+                buggy = set(bug.read_text().split())
+                if any(point.user_id in buggy for point in args[1]):
+                    raise ZeroDivisionError("float division by zero (injected)")
             slow = self._control / "slow"
             if slow.exists():
                 time.sleep(float(slow.read_text() or 1))

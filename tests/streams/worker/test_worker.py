@@ -783,3 +783,113 @@ def test_sigterm_mid_outage_stops_the_worker_within_10_s_and_loses_nothing(
         duplicated=duplicated,
     )
     assert (lost, duplicated) == (0, 0)
+
+
+@pytest.mark.reliability
+def test_an_event_whose_item_comes_60_s_later_is_parked_then_folded(pipeline, reliability) -> None:
+    """Clicks on items 5..9 come 60 s before those items: parked, taken again every
+    second, folded once the items are there; none lost, none counted twice."""
+    prefix, worker, bootstrap, qdrant = pipeline
+    worker.env |= {"INTEREST_PARK_RETRY_S": "1"}
+    worker.start()
+    produce(bootstrap, item_records(prefix, 5))  # items 0..4 only
+    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}items"])
+    clicks, records = round_robin(prefix, users=3, events=30, step_s=60.0)
+    produce(bootstrap, records)
+    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks"])
+    parked = read_topic(bootstrap, f"{prefix}parked", 15)
+    assert len({m.value for m in parked}) == 15  # the clicks on items 5..9
+    time.sleep(max(0.0, 60 - (time.time() - parked[0].timestamp / 1000)))
+    arrived = time.monotonic()
+    produce(bootstrap, item_records(prefix, 10)[5:])
+    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}items"])
+    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}parked"], timeout=60)
+    folded_s = time.monotonic() - arrived
+    worker.stop()
+    assert not read_topic(bootstrap, f"{prefix}dlq", 1, timeout=2)
+    account(
+        qdrant,
+        clicks,
+        reliability,
+        "late catalogue",
+        injected="15 of 30 clicks come 60 s before their items",
+        recovery_s=folded_s,
+    )
+
+
+@pytest.mark.reliability
+def test_a_replay_of_a_long_history_counts_once(pipeline, reliability) -> None:
+    """1,000 clicks of one user sent twice, with a dedupe window of 256 ids: counted
+    once; the replayed clicks older than the window are dead-lettered as TooLate."""
+    prefix, worker, bootstrap, qdrant = pipeline
+    worker.env |= {"INTEREST_DEDUPE_WINDOW": "256"}
+    worker.start()
+    load_items(bootstrap, prefix, 10)
+    history = [(k % 10, T0 + k * 60.0) for k in range(1000)]
+    records = [click(prefix, f"h{k}", "u1", item, ts) for k, (item, ts) in enumerate(history)]
+    produce(bootstrap, records)
+    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks"])
+    produce(bootstrap, records)  # the same history again, as a second replay sends it
+    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks"])
+    letters = read_topic(bootstrap, f"{prefix}dlq", 744)
+    worker.stop()
+    assert {dict(m.headers)["dlq.error-type"] for m in letters} == {b"TooLate"}
+    assert len(letters) == 1000 - 256
+    account(
+        qdrant,
+        {"u1": history},
+        reliability,
+        "replay twice",
+        injected="one user's 1,000 clicks sent twice (dedupe window 256)",
+        recovery_s=None,
+    )
+
+
+@pytest.mark.reliability
+def test_a_bug_on_one_user_dead_letters_that_users_records_and_the_rest_flows(
+    pipeline, tmp_path: Path, reliability
+) -> None:
+    """Every write of user u1 raises ZeroDivisionError (a bug, not an outage): the window is
+    retried INTEREST_UNEXPECTED_RETRIES times, then record by record; u1's records go to
+    the dead letters as UnexpectedError, u2's are folded, and the partition moves on."""
+    prefix, worker, bootstrap, qdrant = pipeline
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    (faults / "bug").write_text("u1\n")
+    worker.env = worker.env | {
+        "INTEREST_TEST_FAULTS": str(faults),
+        "INTEREST_UNEXPECTED_RETRIES": "2",
+    }
+    worker.module = "tests.streams.faulty_store"
+    worker.start()
+    load_items(bootstrap, prefix, 10)
+    clicks = {
+        "u1": [(k, T0 + k * 60.0) for k in range(5)],
+        "u2": [(k, T0 + k * 60.0) for k in range(5)],
+    }
+    records = [
+        click(prefix, f"{u}-{k}", u, i, ts)
+        for u, es in clicks.items()
+        for k, (i, ts) in enumerate(es)
+    ]
+    started = time.monotonic()
+    produce(bootstrap, records)
+    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks"], timeout=120)
+    took = time.monotonic() - started
+    letters = read_topic(bootstrap, f"{prefix}dlq", 5)
+    worker.stop()
+    assert sorted(m.key for m in letters) == [b"u1"] * 5
+    messages = [dict(m.headers)["dlq.error-message"].decode() for m in letters]
+    assert all("ZeroDivisionError" in m and "faulty_store.py" in m for m in messages)
+    lost, duplicated = counted(qdrant, {"u1": 0, "u2": 5})
+    reliability.record(
+        "a bug on one user",
+        injected="every write of one of two users raises ZeroDivisionError: its 5 records "
+        "dead-lettered as UnexpectedError (with the error and its line), the other's 5 folded",
+        events=len(records),
+        lost=lost + max(0, 5 - len(letters)),
+        duplicated=duplicated,
+        recovery_s=took,
+    )
+    assert (lost, duplicated) == (0, 0)
+    check_oracle(qdrant, {"u2": clicks["u2"]})
