@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = None
     topic_prefix: str = ""
     topic_partitions: int = Field(4, ge=1)
+    # Replicas of every topic the stream creates, Faust's changelogs included, and the
+    # replicas a write must reach (a real cluster: 3 and 2; None: the broker's default).
+    topic_replication: int = Field(1, ge=1)
+    topic_min_insync_replicas: int | None = Field(None, ge=1)
     consumer_group: str = "interest-stream"
     # How long the group waits for a silent worker before its partitions move on.
     kafka_session_timeout_s: float = Field(60.0, gt=0)
@@ -129,6 +133,10 @@ class Settings(BaseSettings):
         for name in ("weight_click", "weight_view", "weight_review", "weight_negative"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"INTEREST_{name.upper()} must be finite")
+        if (self.topic_min_insync_replicas or 1) > self.topic_replication:
+            raise ValueError(
+                "INTEREST_TOPIC_MIN_INSYNC_REPLICAS must not exceed INTEREST_TOPIC_REPLICATION"
+            )
         if self.half_life_short_s > self.half_life_long_s:
             raise ValueError("INTEREST_HALF_LIFE_SHORT_S must not exceed INTEREST_HALF_LIFE_LONG_S")
         if (self.kafka_sasl_mechanism is None) != (self.kafka_sasl_username is None):

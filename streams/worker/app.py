@@ -39,7 +39,7 @@ from encoder.service import Encoder
 from streams.errors import BrokerUnavailable
 from streams.head import Head, load_head, stream_half_lives
 from streams.kafka.client import broker_credentials
-from streams.kafka.topics import EVENT_TOPICS
+from streams.kafka.topics import EVENT_TOPICS, changelog_prefix, topic_configs
 from streams.parking import parked_at, retry_at, unparked
 from streams.processor import EventProcessor, Outcome, ProcessorConfig, RawRecord, load_concepts
 from streams.records import Example, ForgetMarker, Limits, encode_example
@@ -110,6 +110,10 @@ def faust_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_session_timeout=settings.kafka_session_timeout_s,
+        # Faust's own topics (the state changelogs) as replicated as ours; its leader topic
+        # (`<group>-__assignor-__leader`) is not made: nothing here runs on the leader only.
+        topic_replication_factor=settings.topic_replication,
+        topic_disable_leader=True,
         web_enabled=False,
         # The broker takes records up to 16 MiB (streams/kafka/broker.py); a dead letter
         # carries the original bytes, so the producer must be allowed as much.
@@ -218,11 +222,12 @@ class Worker:
         self.model_dir = resolve_model_dir(settings.models_root)  # fixed for this worker's life
         self.version = read_manifest(self.model_dir).version
         metrics.model.labels(self.version).set(1)
-        self.table = state_table(app, self.version, settings.topic_partitions)
+        self.changelog_prefix = changelog_prefix(settings)  # asks the broker, if prefixed
+        self.table = self._state_table(self.version)
         self.old_version = self._rollout_source()
         self.old_table = None
         if self.old_version is not None:  # the served version, written too until the switch
-            self.old_table = state_table(app, self.old_version, settings.topic_partitions)
+            self.old_table = self._state_table(self.old_version)
         # full topic name -> its kind (clicks, views, reviews, items, feedback)
         kinds = (*EVENT_TOPICS, "items", "feedback", "parked")
         self.topic_kinds = {settings.topic(kind): kind for kind in kinds}
@@ -260,6 +265,11 @@ class Worker:
                 parking=parking,
             )
         self._wire()
+
+    def _state_table(self, version: str) -> StateTable:
+        s = self.settings
+        configs = topic_configs(s, "changelog")  # min.insync.replicas, if set
+        return state_table(self.app, version, s.topic_partitions, self.changelog_prefix, configs)
 
     def _wire(self) -> None:
         app, s = self.app, self.settings

@@ -1,6 +1,7 @@
 """User state in Faust tables: one table per model version, changelogged to Kafka.
 
     table = state_table(app, version, partitions=4)     # "user-state-<version>"
+    # changelog topic: "<topic prefix><consumer group>-user-state-<version>-changelog"
     states = TableStates(table)                         # user_id -> state bytes
     await table.delivered()                             # before a window is acknowledged
 
@@ -28,9 +29,18 @@ class StateTable(faust.Table):
     state. The agents therefore wait for :meth:`delivered` before they acknowledge a window.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, topic_prefix: str = "", **kwargs: Any) -> None:
+        self.topic_prefix = topic_prefix  # before Faust names the changelog topic
         super().__init__(*args, **kwargs)
         self.in_flight: list[asyncio.Future[Any]] = []
+
+    def _changelog_topic_name(self) -> str:
+        """Faust's name (``<app id>-<table>-changelog``) behind the stream's topic prefix,
+        so that two deployments on one cluster never share a changelog."""
+        return self.topic_prefix + super()._changelog_topic_name()
+
+    def info(self) -> dict[str, Any]:  # what Faust's clone() passes back to __init__
+        return {**super().info(), "topic_prefix": self.topic_prefix}
 
     def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
         fut = super().send_changelog(*args, **kwargs)
@@ -44,10 +54,19 @@ class StateTable(faust.Table):
             self.in_flight = [f for f in self.in_flight if not f.done()]
 
 
-def state_table(app: faust.App, version: str, partitions: int) -> StateTable:
-    """The table of one model version's user states, added to ``app``."""
+def state_table(
+    app: faust.App,
+    version: str,
+    partitions: int,
+    topic_prefix: str = "",
+    topic_configs: dict[str, str] | None = None,
+) -> StateTable:
+    """The table of one model version's user states, added to ``app``; its changelog topic
+    named behind ``topic_prefix`` and created with ``topic_configs`` besides compaction."""
     table = StateTable(
         app,
+        topic_prefix=topic_prefix,
+        extra_topic_configs=topic_configs or {},
         name=f"user-state-{version}",
         default=None,
         beacon=app.tables.beacon,

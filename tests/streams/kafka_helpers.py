@@ -113,6 +113,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def topic_names(bootstrap: str) -> list[str]:
+    """Every topic on the broker."""
+
+    async def main() -> list[str]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        await consumer.start()
+        try:
+            return sorted(await consumer.topics())
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(main())
+
+
 def partitions(bootstrap: str, topics: list[str]) -> dict[str, int]:
     """How many partitions each topic has."""
 

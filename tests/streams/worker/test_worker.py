@@ -31,6 +31,7 @@ from tests.streams.kafka_helpers import (
     free_port,
     produce,
     read_topic,
+    topic_names,
     wait_committed,
 )
 
@@ -171,6 +172,10 @@ def test_events_in_user_vectors_out_equal_the_oracle(pipeline) -> None:
     wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}items", f"{prefix}clicks"])
     worker.stop()
     check_oracle(qdrant, clicks)
+    # Every topic the worker made carries the prefix, Faust's state changelog included.
+    made = [t for t in topic_names(bootstrap) if prefix in t]
+    assert made and all(t.startswith(prefix) for t in made), made
+    assert any(t.startswith(f"{prefix}g-{prefix}-user-state-") for t in made), made
 
 
 BAD = [
