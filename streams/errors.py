@@ -98,6 +98,10 @@ class TooLate(RecordError):
     are no longer remembered, so it cannot be told from a duplicate and is not folded."""
 
 
+class ForgetElsewhere(RecordError):
+    """A forget request on an event topic while only the forget topic may carry them."""
+
+
 class UnknownItem(RecordError):
     """An event whose item did not reach the catalogue within ``INTEREST_PARK_MAX_S`` of
     its parking (streams/parking.py)."""

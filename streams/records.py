@@ -8,8 +8,12 @@ Events are JSON objects (UTF-8) keyed by ``user_id``: ``event_id``, ``user_id``,
 ``type`` (``click``, ``view``, ``review``, ``negative``); without it, the topic decides. Ids
 may be strings or integers (MovieLens ids are numbers) and are kept as strings.
 
-``{"type": "forget", "user_id": ..., "ts": ...}`` on any event topic asks to forget the
-user: everything up to ``ts`` (``event_id`` and ``item_id`` are not needed).
+``{"user_id": ..., "ts": ...}`` on the ``forget`` topic (``type`` is ``forget`` there, and
+nothing else is taken) asks to forget the user: everything up to ``ts`` (``event_id`` and
+``item_id`` are not needed). Its own topic lets Kafka's ACLs allow a producer its clicks and
+refuse it forgets. A ``forget`` on an event topic is taken too while
+``INTEREST_FORGET_ON_EVENT_TOPICS`` is on (older producers sent them there), and refused as
+``ForgetElsewhere`` once it is off.
 
 The ``examples`` topic (the feedback agent's output, the training job's input) holds
 :class:`Example` and :class:`ForgetMarker` records: ``encode_example`` / ``decode_example``.
@@ -26,6 +30,7 @@ import orjson
 
 from streams.errors import (
     EmptyField,
+    ForgetElsewhere,
     InvalidJson,
     InvalidNumber,
     InvalidTimestamp,
@@ -37,7 +42,7 @@ from streams.errors import (
     WrongType,
 )
 
-TOPIC_TYPES = {"clicks": "click", "views": "view", "reviews": "review"}
+TOPIC_TYPES = {"clicks": "click", "views": "view", "reviews": "review", "forget": "forget"}
 EVENT_TYPES = ("click", "view", "review", "negative", "forget")
 MAX_ID_CHARS = 256
 
@@ -47,6 +52,7 @@ class Limits:
     max_text_bytes: int = 64 * 1024
     min_ts: float = 631_152_000.0
     max_future_s: float = 86_400.0
+    forget_on_event_topics: bool = True  # a forget request on clicks, views or reviews
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -94,6 +100,13 @@ def decode_event(topic_kind: str, raw: bytes, limits: Limits) -> Event:
     kind = data.get("type", TOPIC_TYPES.get(topic_kind))
     if kind not in EVENT_TYPES:
         raise UnknownEventType(f"unknown event type {kind!r}; expected one of {EVENT_TYPES}")
+    if topic_kind == "forget" and kind != "forget":
+        raise UnknownEventType(f"the forget topic takes forget requests only, not {kind!r}")
+    if kind == "forget" and topic_kind != "forget" and not limits.forget_on_event_topics:
+        raise ForgetElsewhere(
+            f"a forget request on the {topic_kind} topic: send it to the forget topic "
+            "(INTEREST_FORGET_ON_EVENT_TOPICS is off)"
+        )
     text = None
     if kind == "review":
         text = _text(data, "text", limits)

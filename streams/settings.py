@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from streams.errors import StreamError
 
 DAY = 86_400.0
+PLACEHOLDER = "change-me"  # how docker/.env.example's secrets start: refused as secrets
 
 
 class Settings(BaseSettings):
@@ -127,12 +128,22 @@ class Settings(BaseSettings):
     max_text_bytes: int = Field(64 * 1024, ge=1)
     min_ts: float = Field(631_152_000.0, ge=0)  # 1990-01-01: older timestamps are errors
     max_future_s: float = Field(DAY, ge=0)  # tolerated clock skew into the future
+    # Forget requests arrive on the forget topic; also on clicks, views and reviews while on
+    # (older producers); off, those are dead-lettered, so that ACLs decide who may forget.
+    forget_on_event_topics: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
         for name in ("weight_click", "weight_view", "weight_review", "weight_negative"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"INTEREST_{name.upper()} must be finite")
+        for name in ("kafka_sasl_password", "qdrant_api_key"):
+            secret = getattr(self, name)
+            if secret is not None and secret.get_secret_value().startswith(PLACEHOLDER):
+                raise ValueError(
+                    f"INTEREST_{name.upper()} is still the placeholder of .env.example: "
+                    "set a secret of your own (e.g. `openssl rand -hex 32`)"
+                )
         if (self.topic_min_insync_replicas or 1) > self.topic_replication:
             raise ValueError(
                 "INTEREST_TOPIC_MIN_INSYNC_REPLICAS must not exceed INTEREST_TOPIC_REPLICATION"

@@ -99,7 +99,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
     if not (math.isfinite(at) and settings.min_ts <= at <= time.time() + settings.max_future_s):
         raise StreamError(f"--at must be a time in epoch seconds, up to now; not {args.at}")
     ensure_topics(settings)
-    record = Record("clicks", user, {"type": "forget", "user_id": user, "ts": at}, at)
+    record = Record("forget", user, {"type": "forget", "user_id": user, "ts": at}, at)
     asyncio.run(publish([record], settings, None, progress=False))
-    print(f"asked to forget user {user!r} up to {at:.0f} (topic {settings.topic('clicks')})")
+    print(f"asked to forget user {user!r} up to {at:.0f} (topic {settings.topic('forget')})")
     return 0

@@ -19,7 +19,7 @@ from streams.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
-EVENT_TOPICS = ("clicks", "views", "reviews")  # read together by the events agent
+EVENT_TOPICS = ("clicks", "views", "reviews", "forget")  # read together by the events agent
 TOPICS = (*EVENT_TOPICS, "items", "feedback", "dlq", "examples", "parked")
 TOPIC_CONFIGS = {
     # Training examples (the feedback agent's output): durable, and bounded by age and size.

@@ -90,7 +90,12 @@ def processor_config(settings: Settings, head: Head | None = None) -> ProcessorC
         item_wait_s=settings.item_wait_ms / 1000,
         item_cache_entries=settings.item_cache_entries,
         encode_timeout_s=settings.encoder_timeout_s,
-        limits=Limits(settings.max_text_bytes, settings.min_ts, settings.max_future_s),
+        limits=Limits(
+            settings.max_text_bytes,
+            settings.min_ts,
+            settings.max_future_s,
+            settings.forget_on_event_topics,
+        ),
     )
 
 

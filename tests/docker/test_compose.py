@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from streams.cli import build_parser
-from streams.settings import Settings
+from streams.settings import Settings, SettingsError, load_settings
 from streams.worker.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +41,14 @@ VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 def env_example() -> dict[str, str]:
     pairs = (ln.split("=", 1) for ln in ENV_EXAMPLE.read_text().splitlines() if "=" in ln)
     return {k.strip(): v.strip() for k, v in pairs if not k.lstrip().startswith("#")}
+
+
+def env_filled() -> dict[str, str]:
+    """.env.example with its placeholder secrets set, as the README asks an operator to."""
+    return {
+        k: f"{k.lower()}-3f9c2a71d8e4b605" if v.startswith("change-me") else v
+        for k, v in env_example().items()
+    }
 
 
 def interpolate(text: str, env: dict[str, str]) -> str:
@@ -61,7 +69,7 @@ def interpolate(text: str, env: dict[str, str]) -> str:
 
 
 def load(env: dict[str, str] | None = None) -> dict[str, Any]:
-    return yaml.safe_load(interpolate(COMPOSE.read_text(), env_example() if env is None else env))
+    return yaml.safe_load(interpolate(COMPOSE.read_text(), env_filled() if env is None else env))
 
 
 def services() -> dict[str, Any]:
@@ -168,6 +176,28 @@ def test_every_interest_variable_is_a_setting_with_a_valid_value(
         for key, value in interest.items():
             monkeypatch.setenv(key, value)
         Settings()  # a bad value raises here
+
+
+def test_a_stack_left_with_the_placeholder_secrets_does_not_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    worker = load(env_example())["services"]["worker"]
+    for key in list(os.environ):
+        if key.startswith("INTEREST_"):
+            monkeypatch.delenv(key)
+    for key, value in worker["environment"].items():
+        monkeypatch.setenv(key, str(value))
+    with pytest.raises(SettingsError, match="INTEREST_QDRANT_API_KEY is still the placeholder"):
+        load_settings()
+
+
+def test_only_the_workers_hold_the_qdrant_key() -> None:
+    holders = {
+        name
+        for name, svc in services().items()
+        if "INTEREST_QDRANT_API_KEY" in (svc.get("environment") or {})
+    }
+    assert holders == {"worker", "worker-gpu"}
 
 
 def test_every_command_exists_in_the_cli() -> None:
@@ -289,7 +319,8 @@ def test_the_stacks_commands_run_against_the_local_broker(
     done = run_cli([*init, "--json"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     created = json.loads(done.stdout)["topics"]
-    names = ("clicks", "views", "reviews", "items", "feedback", "dlq", "examples", "parked")
+    names = ("clicks", "views", "reviews", "forget", "items", "feedback", "dlq", "examples")
+    names += ("parked",)
     assert created == [f"{prefix}{t}" for t in names]
     wanted = int(env["INTEREST_TOPIC_PARTITIONS"])  # from .env.example through the compose file
     assert partitions(kafka_broker.bootstrap, created) == dict.fromkeys(created, wanted)

@@ -283,7 +283,7 @@ def test_a_forgotten_user_is_deleted_and_old_events_never_bring_them_back() -> N
         other = rec("clicks", event_id="o1", user_id="u2", item_id=1, ts=T0)
         await proc.events([*old, other])
         assert store.user("u1") is not None
-        forget = rec("clicks", type="forget", user_id="u1", ts=T0 + 10)
+        forget = rec("forget", user_id="u1", ts=T0 + 10)  # type: forget by its topic
         out = await proc.events([forget, old[0]])  # a late old event in the same window
         assert out.forgotten_users == ["u1"] and out.forgotten_events == 1
         assert out.examples == [ForgetMarker("u1", T0 + 10)]

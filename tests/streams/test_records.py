@@ -71,3 +71,16 @@ def test_items_and_feedback() -> None:
     assert fb.reward == -1.0
     with pytest.raises(errors.MissingField, match="signal"):
         decode_feedback(orjson.dumps({"user_id": "u", "item_id": "i", "ts": 1.6e9}), LIMITS)
+
+
+def test_a_forget_request_has_its_own_topic_and_an_event_topic_may_refuse_it() -> None:
+    forget = orjson.dumps({"user_id": "u1", "ts": 1_700_000_000})
+    event = decode_event("forget", forget, LIMITS)
+    assert event.type == "forget" and event.user_id == "u1"
+    with pytest.raises(errors.UnknownEventType, match="forget requests only"):
+        decode_event("forget", raw(type="click"), LIMITS)
+    on_clicks = orjson.dumps({"type": "forget", "user_id": "u1", "ts": 1_700_000_000})
+    assert decode_event("clicks", on_clicks, LIMITS).type == "forget"  # older producers
+    strict = Limits(max_text_bytes=1000, forget_on_event_topics=False)
+    with pytest.raises(errors.ForgetElsewhere, match="send it to the forget topic"):
+        decode_event("clicks", on_clicks, strict)

@@ -24,6 +24,19 @@ PASSWORD = "sasl-password-3e9b1d7c2f"
         ({"INTEREST_MIN_TS": "-1"}, "INTEREST_MIN_TS: Input should be greater than or equal"),
         ({"INTEREST_TOPIC_PARTITIONS": "four"}, "INTEREST_TOPIC_PARTITIONS: Input should be a"),
         (
+            {"INTEREST_QDRANT_API_KEY": "change-me-to-a-long-random-string"},
+            "INTEREST_QDRANT_API_KEY is still the placeholder of .env.example",
+        ),
+        (
+            {
+                "INTEREST_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "INTEREST_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+                "INTEREST_KAFKA_SASL_USERNAME": "worker",
+                "INTEREST_KAFKA_SASL_PASSWORD": "change-me",
+            },
+            "INTEREST_KAFKA_SASL_PASSWORD is still the placeholder of .env.example",
+        ),
+        (
             {"INTEREST_HALF_LIFE_SHORT_S": "100", "INTEREST_HALF_LIFE_LONG_S": "10"},
             "INTEREST_HALF_LIFE_SHORT_S must not exceed INTEREST_HALF_LIFE_LONG_S",
         ),

@@ -421,7 +421,7 @@ def test_a_forgotten_user_stays_forgotten_through_a_replay(
     monkeypatch.setenv("INTEREST_TOPIC_PREFIX", prefix)
     assert cli_main(["forget", "u1", "--at", str(T0 + 3600)]) == 0
     produce(bootstrap, records)  # the same history again, as a replay would send it
-    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks"])
+    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks", f"{prefix}forget"])
     worker.stop()
     lost, duplicated = counted(qdrant, {"u1": 0, "u2": 6})  # u1: nothing may come back
     reliability.record(
