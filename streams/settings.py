@@ -137,13 +137,17 @@ class Settings(BaseSettings):
         for name in ("weight_click", "weight_view", "weight_review", "weight_negative"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"INTEREST_{name.upper()} must be finite")
-        for name in ("kafka_sasl_password", "qdrant_api_key"):
-            secret = getattr(self, name)
-            if secret is not None and secret.get_secret_value().startswith(PLACEHOLDER):
-                raise ValueError(
-                    f"INTEREST_{name.upper()} is still the placeholder of .env.example: "
-                    "set a secret of your own (e.g. `openssl rand -hex 32`)"
-                )
+        placeholders = [
+            f"INTEREST_{name.upper()}"
+            for name in ("kafka_sasl_password", "qdrant_api_key")
+            if (secret := getattr(self, name)) is not None
+            and secret.get_secret_value().startswith(PLACEHOLDER)
+        ]
+        if placeholders:
+            raise ValueError(
+                f"{' and '.join(placeholders)} still the placeholder of .env.example: "
+                "set secrets of your own (e.g. `openssl rand -hex 32`)"
+            )
         if (self.topic_min_insync_replicas or 1) > self.topic_replication:
             raise ValueError(
                 "INTEREST_TOPIC_MIN_INSYNC_REPLICAS must not exceed INTEREST_TOPIC_REPLICATION"

@@ -145,12 +145,16 @@ def test_the_schema_check_catches_a_broken_file(compose_schema) -> None:
 
 
 def test_secrets_are_required_and_have_examples() -> None:
-    with pytest.raises(ValueError, match="QDRANT_API_KEY"):
-        load({})
+    secrets = ("KAFKA_WORKER_PASSWORD", "KAFKA_PRODUCER_PASSWORD", "QDRANT_API_KEY")
+    secrets += ("QDRANT_READ_ONLY_API_KEY", "GRAFANA_ADMIN_PASSWORD")
+    for secret in secrets:  # each one missing alone stops the stack
+        with pytest.raises(ValueError, match=secret):
+            load({k: v for k, v in env_filled().items() if k != secret})
     used = set(VARIABLE.findall(COMPOSE.read_text()))
     names = {name for name, _, _ in used}
     assert names <= env_example().keys(), names - env_example().keys()
-    assert "/docker/.env" in (ROOT / ".gitignore").read_text().splitlines()
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert "/docker/.env" in ignored and "/.env" in ignored
     assert (
         not (DOCKER / ".env").exists()
         or "docker/.env"
@@ -187,8 +191,11 @@ def test_a_stack_left_with_the_placeholder_secrets_does_not_start(
             monkeypatch.delenv(key)
     for key, value in worker["environment"].items():
         monkeypatch.setenv(key, str(value))
-    with pytest.raises(SettingsError, match="INTEREST_QDRANT_API_KEY is still the placeholder"):
+    with pytest.raises(SettingsError) as refused:
         load_settings()
+    assert "INTEREST_KAFKA_SASL_PASSWORD and INTEREST_QDRANT_API_KEY still the placeholder" in str(
+        refused.value
+    )
 
 
 def test_only_the_workers_hold_the_qdrant_key() -> None:
@@ -284,22 +291,134 @@ def test_the_dashboard_plots_only_metrics_the_worker_exports() -> None:
 # -- the same commands, outside containers ---------------------------------------------------
 
 
+@pytest.fixture
+def stack_kafka(kafka_broker, tmp_path: Path):
+    """docker/kafka/start.sh, the stack's Kafka, run on the local broker's jars: KAFKA_BIN
+    wrappers stand in for the image's scripts; ports are free ones. Yields its clients'
+    bootstrap address (SASL_PLAINTEXT, SCRAM-SHA-512) and the environment it ran with."""
+    from streams.kafka.broker import LOG4J
+    from tests.streams.kafka_helpers import free_port
+
+    java = shutil.which("java")
+    assert java is not None
+    home = tmp_path / "stack-kafka"
+    bin_dir = home / "bin"
+    bin_dir.mkdir(parents=True)
+    classpath = f"{kafka_broker.libs}/*"
+    for script, main, heap in (
+        ("kafka-storage.sh", "kafka.tools.StorageTool", "256m"),
+        ("kafka-server-start.sh", "kafka.Kafka", "512m"),
+    ):
+        wrapper = bin_dir / script
+        wrapper.write_text(
+            f"#!/bin/sh\nexec {java} -Xmx{heap} -Dlog4j2.configurationFile={LOG4J} "
+            f'-Dkafka.logs.dir={home} -cp "{classpath}" {main} "$@"\n'
+        )
+        wrapper.chmod(0o755)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "INTEREST_"))}
+    env |= {
+        "KAFKA_BIN": str(bin_dir),
+        "KAFKA_DATA": str(home / "data"),
+        "KAFKA_CONF": str(home / "server.properties"),
+        "KAFKA_PORT": str(port),
+        "KAFKA_HOST_PORT": str(free_port()),
+        "KAFKA_CONTROLLER_PORT": str(free_port()),
+        "KAFKA_INTERNAL_PORT": str(free_port()),
+        "KAFKA_ADVERTISED_HOST": "127.0.0.1",
+        "KAFKA_WORKER_PASSWORD": env_filled()["KAFKA_WORKER_PASSWORD"],
+        "KAFKA_PRODUCER_PASSWORD": env_filled()["KAFKA_PRODUCER_PASSWORD"],
+    }
+    log = (home / "broker.log").open("wb")
+    proc = subprocess.Popen(
+        ["/bin/sh", str(DOCKER / "kafka" / "start.sh")],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while "started (kafka.server.KafkaRaftServer)" not in (home / "broker.log").read_text():
+            assert proc.poll() is None, (home / "broker.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the stack's Kafka did not start"
+            time.sleep(0.5)
+        yield f"127.0.0.1:{port}", env
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(60)
+        log.close()
+
+
+def test_the_stacks_kafka_refuses_a_placeholder_password(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
+    env |= {"KAFKA_WORKER_PASSWORD": "change-me", "KAFKA_PRODUCER_PASSWORD": "x" * 32}
+    env |= {"KAFKA_BIN": str(tmp_path), "KAFKA_CONF": str(tmp_path / "server.properties")}
+    done = subprocess.run(
+        ["/bin/sh", str(DOCKER / "kafka" / "start.sh")], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert "KAFKA_WORKER_PASSWORD is still the placeholder" in done.stderr
+    assert not (tmp_path / "server.properties").exists()  # refused before anything is written
+
+
+@pytest.mark.kafka
+def test_the_stacks_kafka_lets_in_only_its_scram_users(stack_kafka) -> None:
+    """With the worker's or the producer's login, `topics` works; without a login, or with
+    a wrong password, it is refused (a one-line error, no password in it)."""
+    bootstrap, kafka_env = stack_kafka
+    base = {k: v for k, v in os.environ.items() if not k.startswith("INTEREST_")}
+    base |= {"INTEREST_KAFKA_BOOTSTRAP": bootstrap, "INTEREST_TOPIC_PREFIX": "scram."}
+    login = {
+        "INTEREST_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "INTEREST_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+    }
+
+    def topics(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "streams.cli", "topics"],
+            env=base | env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    for user in ("worker", "producer"):
+        password = kafka_env[f"KAFKA_{user.upper()}_PASSWORD"]
+        env = login | {
+            "INTEREST_KAFKA_SASL_USERNAME": user,
+            "INTEREST_KAFKA_SASL_PASSWORD": password,
+        }
+        done = topics(env)
+        assert done.returncode == 0, done.stderr
+    wrong = login | {
+        "INTEREST_KAFKA_SASL_USERNAME": "worker",
+        "INTEREST_KAFKA_SASL_PASSWORD": "not-the-password-0b7e",
+    }
+    for env in (wrong, {}):
+        done = topics(env)
+        assert done.returncode != 0
+        assert kafka_env["KAFKA_WORKER_PASSWORD"] not in done.stdout + done.stderr
+
+
 @pytest.mark.kafka
 @pytest.mark.slow
-def test_the_stacks_commands_run_against_the_local_broker(
-    kafka_broker, tiny_model_dir: Path, tmp_path: Path
+def test_the_stacks_commands_run_against_the_stacks_kafka(
+    stack_kafka, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    """topic-init, the worker and its healthcheck, with the compose environment; only the
-    addresses of containers are replaced (local broker, embedded Qdrant, a tiny model)."""
+    """topic-init, the worker and its healthcheck, with the compose environment, against
+    the stack's Kafka (its SCRAM logins); only the addresses of containers are replaced
+    (that broker's port, embedded Qdrant, a tiny model)."""
     from tests.streams.kafka_helpers import free_port, partitions
 
+    bootstrap, _ = stack_kafka
     svc = services()
     prefix = f"compose{uuid.uuid4().hex[:6]}."
     env = {k: str(v) for k, v in svc["worker"]["environment"].items()}
     for container_only in ("INTEREST_QDRANT_URL", "INTEREST_QDRANT_API_KEY"):
         env.pop(container_only)
     env |= {
-        "INTEREST_KAFKA_BOOTSTRAP": kafka_broker.bootstrap,
+        "INTEREST_KAFKA_BOOTSTRAP": bootstrap,
         "INTEREST_MODEL_DIR": str(tiny_model_dir),
         "INTEREST_DATA_DIR": str(tmp_path / "data"),
         "INTEREST_METRICS_HOST": "127.0.0.1",
@@ -323,7 +442,10 @@ def test_the_stacks_commands_run_against_the_local_broker(
     names += ("parked",)
     assert created == [f"{prefix}{t}" for t in names]
     wanted = int(env["INTEREST_TOPIC_PARTITIONS"])  # from .env.example through the compose file
-    assert partitions(kafka_broker.bootstrap, created) == dict.fromkeys(created, wanted)
+    login = Settings(
+        **{k.removeprefix("INTEREST_").lower(): v for k, v in env.items() if "_KAFKA_" in k}
+    )
+    assert partitions(bootstrap, created, login) == dict.fromkeys(created, wanted)
 
     (worker_args,) = cli_invocations(svc["worker"]["command"])
     (health_args,) = cli_invocations(svc["worker"]["healthcheck"]["test"])

@@ -127,11 +127,14 @@ def topic_names(bootstrap: str) -> list[str]:
     return asyncio.run(main())
 
 
-def partitions(bootstrap: str, topics: list[str]) -> dict[str, int]:
-    """How many partitions each topic has."""
+def partitions(
+    bootstrap: str, topics: list[str], settings: Settings | None = None
+) -> dict[str, int]:
+    """How many partitions each topic has (``settings``: the login, if the broker wants one)."""
 
     async def main() -> dict[str, int]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        security = kafka_security(settings) if settings is not None else {}
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **security)
         await consumer.start()
         try:
             await consumer._client.force_metadata_update()

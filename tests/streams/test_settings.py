@@ -25,7 +25,7 @@ PASSWORD = "sasl-password-3e9b1d7c2f"
         ({"INTEREST_TOPIC_PARTITIONS": "four"}, "INTEREST_TOPIC_PARTITIONS: Input should be a"),
         (
             {"INTEREST_QDRANT_API_KEY": "change-me-to-a-long-random-string"},
-            "INTEREST_QDRANT_API_KEY is still the placeholder of .env.example",
+            "INTEREST_QDRANT_API_KEY still the placeholder of .env.example",
         ),
         (
             {
@@ -34,7 +34,7 @@ PASSWORD = "sasl-password-3e9b1d7c2f"
                 "INTEREST_KAFKA_SASL_USERNAME": "worker",
                 "INTEREST_KAFKA_SASL_PASSWORD": "change-me",
             },
-            "INTEREST_KAFKA_SASL_PASSWORD is still the placeholder of .env.example",
+            "INTEREST_KAFKA_SASL_PASSWORD still the placeholder of .env.example",
         ),
         (
             {"INTEREST_HALF_LIFE_SHORT_S": "100", "INTEREST_HALF_LIFE_LONG_S": "10"},
