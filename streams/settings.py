@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     qdrant_path: Path | None = None  # embedded store folder; ":memory:" = local mode in memory
     qdrant_backend: Literal["edge", "local"] = "edge"  # the embedded store, when no URL is set
 
+    # User states: in memory (restored from the changelog at every start), or in RocksDB
+    # under data_dir/faust (restored from the changelog only past what is on disk).
+    state_store: Literal["memory", "rocksdb"] = "memory"
+
     # Files
     data_dir: Path = Path("data")
     model_dir: Path | None = None  # a version directory or a models root (default data/models)

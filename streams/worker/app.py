@@ -106,7 +106,7 @@ def faust_app(settings: Settings) -> faust.App:
         settings.consumer_group,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
         broker_credentials=broker_credentials(settings),
-        store="memory://",
+        store=f"{settings.state_store}://",  # rocksdb: Faust's RocksDB store (rocksdict)
         # Faust's own directory (default: "<group>-data" in the working directory).
         datadir=str(settings.data_dir / "faust" / "{conf.name}"),
         topic_partitions=settings.topic_partitions,

@@ -898,3 +898,36 @@ def test_a_bug_on_one_user_dead_letters_that_users_records_and_the_rest_flows(
     )
     assert (lost, duplicated) == (0, 0)
     check_oracle(qdrant, {"u2": clicks["u2"]})
+
+
+@pytest.mark.reliability
+def test_with_rocksdb_states_a_killed_worker_recovers_and_counts_nothing_twice(
+    pipeline, reliability, tmp_path: Path
+) -> None:
+    """The kill -9 scenario with INTEREST_STATE_STORE=rocksdb: the states on disk plus the
+    changelog past them give the same users as the oracle, each event counted once."""
+    prefix, worker, bootstrap, qdrant = pipeline
+    worker.env |= {"INTEREST_STATE_STORE": "rocksdb"}
+    worker.start()
+    load_items(bootstrap, prefix, 10)
+    clicks, records = round_robin(prefix, users=4, events=200, step_s=600.0)
+    produce(bootstrap, records[:100])
+    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}items", f"{prefix}clicks"])
+    produce(bootstrap, records[100:])
+    worker.stop(signal.SIGKILL)
+    assert list((tmp_path / "data" / "faust").rglob("*.sst")) or list(
+        (tmp_path / "data" / "faust").rglob("*.log")
+    )  # the states are on disk
+    restarted = time.monotonic()
+    worker.start()
+    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks"], timeout=240)
+    recovery = time.monotonic() - restarted
+    worker.stop()
+    account(
+        qdrant,
+        clicks,
+        reliability,
+        "worker killed, RocksDB states",
+        "the same kill -9 with INTEREST_STATE_STORE=rocksdb",
+        recovery,
+    )
