@@ -82,6 +82,16 @@ def add_parsers(sub: Any) -> None:
     soak.add_argument("--json", action="store_true")
     soak.set_defaults(func=cmd_bench_soak)
 
+    state = bench_sub.add_parser(
+        "state", help="user states in memory vs RocksDB: memory, disk and restart time"
+    )
+    state.add_argument("--users", type=int, default=100_000, help="synthetic users, a click each")
+    state.add_argument(
+        "--stores", nargs="+", choices=["memory", "rocksdb"], default=["memory", "rocksdb"]
+    )
+    state.add_argument("--json", action="store_true")
+    state.set_defaults(func=cmd_bench_state)
+
 
 def cmd_bench_encoder(args: argparse.Namespace) -> int:
     from encoder.bench import run_bench
@@ -122,6 +132,22 @@ def cmd_bench_e2e(args: argparse.Namespace) -> int:
         ceiling=args.ceiling,
     )
     print_figures(result, args.json)
+    return 0
+
+
+def cmd_bench_state(args: argparse.Namespace) -> int:
+    from streams.bench.state import run_state
+    from streams.errors import StreamError
+    from streams.settings import load_settings
+
+    if args.users < 1:
+        raise StreamError(f"--users must be at least 1, not {args.users}")
+    result = run_state(load_settings(), users=args.users, stores=tuple(args.stores))
+    if args.json:
+        print_json(result)
+    else:
+        for store, figures in result["stores"].items():
+            print_figures({"store": store, "users": result["users"], **figures}, False)
     return 0
 
 
