@@ -7,6 +7,8 @@ consumer groups and embedded Qdrant in a temporary folder):
    through the worker's Faust app with an agent that takes windows and only acknowledges
    them (no decoding, state, changelog or Qdrant): what Faust, aiokafka and the broker cost
    on this machine. ``share_of_ceiling`` = events_per_s / ceiling_events_per_s;
+   ``cpu_ms_per_1k_events`` (and ``ceiling_cpu_ms_per_1k_events``): the worker process's
+   own CPU time over the phase, per 1,000 events, which a busy machine does not change;
 1. throughput: ``events`` click/view events (no text) produced as fast as the broker takes
    them; ``events_per_s`` = events / (first send -> the group has committed every one),
    i.e. sustained processing including the Qdrant writes;
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from streams.bench.soak import cpu_seconds
 from streams.bench.synthetic import load_items, synthetic_event
 from streams.datasets.replay import publish
 from streams.kafka.groups import wait_caught_up
@@ -52,10 +55,12 @@ def run_e2e(
     workdir = Path(tempfile.mkdtemp(prefix="interest-bench-"))
     rng = random.Random(3)
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
-    ceiling_per_s = None
+    ceiling_per_s = ceiling_cpu = None
     if ceiling:
         say(f"[0/3] ceiling: {events} click/view events through a Faust agent that only acks")
-        ceiling_per_s = _ceiling(settings, workdir / "ceiling", events, users, items, progress)
+        ceiling_per_s, ceiling_cpu = _ceiling(
+            settings, workdir / "ceiling", events, users, items, progress
+        )
     run = private_settings(settings, "bench")
     prefix, tag = run.topic_prefix, run.consumer_group
     with spawned_worker(run, workdir, settings.models_root) as worker:
@@ -63,7 +68,7 @@ def run_e2e(
         load_items(run, worker, items, rng)
 
         say(f"[2/3] throughput: {events} click/view events at max rate")
-        events_per_s = _throughput(run, worker, events, users, items, progress)
+        events_per_s, cpu_s = _throughput(run, worker, events, users, items, progress)
 
         n_fresh = int(rate * seconds)
         say(f"[3/3] freshness: {n_fresh} events at {rate:.0f}/s with 10% reviews")
@@ -89,6 +94,10 @@ def run_e2e(
         "events_per_s": round(events_per_s, 1),
         "ceiling_events_per_s": round(ceiling_per_s, 1) if ceiling_per_s else None,
         "share_of_ceiling": round(events_per_s / ceiling_per_s, 3) if ceiling_per_s else None,
+        "cpu_ms_per_1k_events": round(cpu_s * 1e6 / events, 1),
+        "ceiling_cpu_ms_per_1k_events": round(ceiling_cpu * 1e6 / events, 1)
+        if ceiling_cpu is not None
+        else None,
         "freshness_events": len(fresh),
         "freshness_rate": rate,
         "freshness_p50_ms": round(float(np.percentile(fresh, 50)), 1) if len(fresh) else None,
@@ -103,11 +112,13 @@ def run_e2e(
 
 def _throughput(
     run: Settings, worker: SpawnedWorker, events: int, users: int, items: int, progress: bool
-) -> float:
-    """``events`` click/view events as fast as the broker takes them: events per second
-    from the first send until the worker's group has committed every one."""
+) -> tuple[float, float]:
+    """``events`` click/view events as fast as the broker takes them: (events per second
+    from the first send until the worker's group has committed every one, the worker's CPU
+    seconds meanwhile)."""
     rng = random.Random(4)  # the same events for the ceiling and the pipeline
     recs = [synthetic_event(n, rng, users, items, review=False) for n in range(events)]
+    cpu0 = cpu_seconds(worker.process.pid)
     t0 = time.time()
     asyncio.run(publish(recs, run, None, progress, desc="produce"))
     wait_caught_up(
@@ -117,12 +128,13 @@ def _throughput(
         timeout=1800,
         check=worker.check,
     )
-    return events / (time.time() - t0)
+    per_s = events / (time.time() - t0)
+    return per_s, cpu_seconds(worker.process.pid) - cpu0
 
 
 def _ceiling(
     settings: Settings, workdir: Path, events: int, users: int, items: int, progress: bool
-) -> float:
+) -> tuple[float, float]:
     run = private_settings(settings, "ceiling")
     with spawned_worker(run, workdir, settings.models_root, module=__name__) as worker:
         # Warm up as the pipeline's worker does on its items: started, joined, fetching.

@@ -28,3 +28,13 @@ def test_resident_memory_is_read_from_proc() -> None:
     from streams.bench.soak import resident_mb
 
     assert 10 < resident_mb(os.getpid()) < 100_000
+
+
+def test_cpu_time_is_read_from_proc_and_grows_with_work() -> None:
+    import os
+
+    from streams.bench.soak import cpu_seconds
+
+    before = cpu_seconds(os.getpid())
+    sum(i * i for i in range(3_000_000))  # some CPU work in this process
+    assert cpu_seconds(os.getpid()) > before >= 0
