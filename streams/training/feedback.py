@@ -39,6 +39,7 @@ import math
 import shutil
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -185,25 +186,12 @@ def hold_out_recall(
     from streams.evaluation.run import encode_items
 
     vectors, _ = encode_items(data.texts, model_dir, settings, progress=False)
-    hits, rr = 0, 0.0
-    for s in hold_out:
-        seq, t, w = data.sequences[s], data.times[s], data.weights[s]
-        decay = w[:-1] * np.exp2((t[:-1] - t[:-1].max()) / half_life_s)
-        user = decay @ vectors[seq[:-1]]
-        scores = vectors @ user
-        scores[seq[:-1]] = -np.inf
-        target = seq[-1]
-        rank = int((scores > scores[target]).sum())
-        if rank < K:
-            hits += 1
-            rr += 1 / (rank + 1)
-    n = len(hold_out)
-    return {
-        "recall@10": hits / n if n else 0.0,
-        "mrr@10": rr / n if n else 0.0,
-        "examples": float(n),
-        "items": float(len(data.texts)),
-    }
+
+    def scores(seq: np.ndarray, t: np.ndarray, w: np.ndarray) -> np.ndarray:
+        decay = w * np.exp2((t - t.max()) / half_life_s)
+        return vectors @ (decay @ vectors[seq])
+
+    return _rank_hold_out(data, hold_out, scores)
 
 
 def hold_out_head(
@@ -216,10 +204,20 @@ def hold_out_head(
     assert data.item_ids is not None
     x = head.history_vectors(e, data.item_ids)
     items = head.item_matrix(e, data.item_ids)
+    return _rank_hold_out(data, hold_out, lambda seq, t, w: items @ head.fold(x, seq, t, w))
+
+
+def _rank_hold_out(
+    data: TrainingData,
+    hold_out: list[int],
+    scores_of: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+) -> dict[str, float]:
+    """Recall@10 and MRR@10 of each hold-out sequence's last item among every item, by
+    ``scores_of(history items, times, weights)``, the history's own items left out."""
     hits, rr = 0, 0.0
     for s in hold_out:
         seq, t, w = data.sequences[s], data.times[s], data.weights[s]
-        scores = items @ head.fold(x, seq[:-1], t[:-1], w[:-1])
+        scores = scores_of(seq[:-1], t[:-1], w[:-1])
         scores[seq[:-1]] = -np.inf
         rank = int((scores > scores[seq[-1]]).sum())
         if rank < K:
