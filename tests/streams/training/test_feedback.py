@@ -14,6 +14,7 @@ import pytest
 
 from encoder.registry import ModelRegistry
 from streams.cli import main
+from streams.head import Head
 from streams.kafka.topics import ensure_topics
 from streams.records import Example, ForgetMarker, Seen, decode_example, encode_example
 from streams.settings import Settings
@@ -250,27 +251,36 @@ def chain_examples(n: int, items: int, seed: int = 0) -> list[Example | ForgetMa
     return out
 
 
+def serve_head(
+    root: Path, items: list[str], parts: np.ndarray, half_life_s: float | None, meta: dict
+) -> tuple[Head, str]:
+    """A head of 8 dimensions over the current encoder (``parts`` as both per-item parts,
+    biases 0) written as a version and made CURRENT: (the head, its version)."""
+    from encoder.manifest import read_manifest
+    from streams.training.versions import write_head_version
+
+    encoder = ModelRegistry(root).current()
+    assert encoder is not None
+    d = read_manifest(root / encoder).dimension
+    head = Head(items, np.eye(8, d), np.eye(8, d), parts, parts, np.zeros(len(items)), half_life_s)
+    version, _ = write_head_version(root, encoder, head, meta, True)
+    return head, version
+
+
 @pytest.mark.slow
 def test_a_head_version_gets_a_head_round_that_learns_new_items_and_gates(
     tiny_root: Path,
 ) -> None:
     pytest.importorskip("torch")
-    from encoder.manifest import read_manifest
     from streams.evaluation.run import encode_items
-    from streams.head import Head, load_head
+    from streams.head import load_head
     from streams.training.feedback import hold_out_head, run_head_round
     from streams.training.head import HeadFinetune
-    from streams.training.versions import write_head_version
 
     registry = ModelRegistry(tiny_root)
-    encoder = registry.current()
-    assert encoder is not None
-    d = read_manifest(tiny_root / encoder).dimension
     known = [f"i{j}" for j in range(20)] + ["never-named"]  # i20..i29 are new to the head
-    rng = np.random.default_rng(1)
-    parts = rng.normal(scale=0.1, size=(len(known), 8))
-    served = Head(known, np.eye(8, d), np.eye(8, d), parts, parts, np.zeros(len(known)), 3600.0)
-    parent, _ = write_head_version(tiny_root, encoder, served, {"half_life_s": 3600.0}, True)
+    parts = np.random.default_rng(1).normal(scale=0.1, size=(len(known), 8))
+    served, parent = serve_head(tiny_root, known, parts, 3600.0, {"half_life_s": 3600.0})
     data, picked, hold_out = feedback_data(chain_examples(300, 30), None, size=1000, seed=0)
 
     picked_ids = [s for s, _ in picked]
@@ -298,19 +308,11 @@ def test_a_discarded_head_round_leaves_the_served_version(
     tiny_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("torch")
-    from encoder.manifest import read_manifest
-    from streams.head import Head
     from streams.training import feedback
-    from streams.training.versions import write_head_version
 
     registry = ModelRegistry(tiny_root)
-    encoder = registry.current()
-    assert encoder is not None
-    d = read_manifest(tiny_root / encoder).dimension
     items = [f"i{j}" for j in range(12)]
-    zero = np.zeros((len(items), 8))
-    served = Head(items, np.eye(8, d), np.eye(8, d), zero, zero, np.zeros(len(items)), None)
-    parent, _ = write_head_version(tiny_root, encoder, served, {}, True)
+    _, parent = serve_head(tiny_root, items, np.zeros((len(items), 8)), None, {})
     monkeypatch.setattr(feedback, "hold_out_head", lambda head, *a: {"recall@10": 0.5})
     data, picked, hold_out = feedback_data(chain_examples(40, 12), None, size=100, seed=0)
     before = sorted(p.name for p in tiny_root.iterdir())
