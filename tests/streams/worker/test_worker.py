@@ -258,8 +258,14 @@ def test_bad_records_go_to_the_dlq_and_the_partition_keeps_moving(pipeline, reli
 
 
 @pytest.mark.reliability
-def test_a_killed_worker_recovers_its_state_and_counts_nothing_twice(pipeline, reliability) -> None:
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
+def test_a_killed_worker_recovers_its_state_and_counts_nothing_twice(
+    pipeline, reliability, tmp_path: Path, store: str
+) -> None:
+    """kill -9 mid-stream and a restart, with the states in memory (restored from the
+    changelog) or in RocksDB (on disk, plus the changelog past them)."""
     prefix, worker, bootstrap, qdrant = pipeline
+    worker.env |= {"INTEREST_STATE_STORE": store}
     worker.start()
     load_items(bootstrap, prefix, 10)
     clicks, records = round_robin(prefix, users=4, events=200, step_s=600.0)
@@ -267,6 +273,9 @@ def test_a_killed_worker_recovers_its_state_and_counts_nothing_twice(pipeline, r
     wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}items", f"{prefix}clicks"])
     produce(bootstrap, records[100:])
     worker.stop(signal.SIGKILL)  # mid-stream: no goodbye, no final commit
+    if store == "rocksdb":  # the states are on disk
+        faust = tmp_path / "data" / "faust"
+        assert any(p.suffix in (".sst", ".log") for p in faust.rglob("*"))
     restarted = time.monotonic()
     worker.start()
     # Records Faust drops while the table recovers (faust-streaming #596) are read again:
@@ -277,14 +286,17 @@ def test_a_killed_worker_recovers_its_state_and_counts_nothing_twice(pipeline, r
     wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks"], timeout=240)
     recovery = time.monotonic() - restarted
     worker.stop()
-    account(
-        qdrant,
-        clicks,
-        reliability,
-        "worker killed",
-        "kill -9 of the worker while 100 of 200 events were in flight, then a restart",
-        recovery,
-    )
+    scenario, injected = {
+        "memory": (
+            "worker killed",
+            "kill -9 of the worker while 100 of 200 events were in flight, then a restart",
+        ),
+        "rocksdb": (
+            "worker killed, RocksDB states",
+            "the same kill -9 with INTEREST_STATE_STORE=rocksdb",
+        ),
+    }[store]
+    account(qdrant, clicks, reliability, scenario, injected, recovery)
 
 
 @pytest.mark.reliability
@@ -898,36 +910,3 @@ def test_a_bug_on_one_user_dead_letters_that_users_records_and_the_rest_flows(
     )
     assert (lost, duplicated) == (0, 0)
     check_oracle(qdrant, {"u2": clicks["u2"]})
-
-
-@pytest.mark.reliability
-def test_with_rocksdb_states_a_killed_worker_recovers_and_counts_nothing_twice(
-    pipeline, reliability, tmp_path: Path
-) -> None:
-    """The kill -9 scenario with INTEREST_STATE_STORE=rocksdb: the states on disk plus the
-    changelog past them give the same users as the oracle, each event counted once."""
-    prefix, worker, bootstrap, qdrant = pipeline
-    worker.env |= {"INTEREST_STATE_STORE": "rocksdb"}
-    worker.start()
-    load_items(bootstrap, prefix, 10)
-    clicks, records = round_robin(prefix, users=4, events=200, step_s=600.0)
-    produce(bootstrap, records[:100])
-    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}items", f"{prefix}clicks"])
-    produce(bootstrap, records[100:])
-    worker.stop(signal.SIGKILL)
-    assert list((tmp_path / "data" / "faust").rglob("*.sst")) or list(
-        (tmp_path / "data" / "faust").rglob("*.log")
-    )  # the states are on disk
-    restarted = time.monotonic()
-    worker.start()
-    wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks"], timeout=240)
-    recovery = time.monotonic() - restarted
-    worker.stop()
-    account(
-        qdrant,
-        clicks,
-        reliability,
-        "worker killed, RocksDB states",
-        "the same kill -9 with INTEREST_STATE_STORE=rocksdb",
-        recovery,
-    )
