@@ -164,17 +164,21 @@ def load_head(version_dir: Path) -> Head | None:
     if not path.exists():
         return None
     head = Head.load(path)
-    if head.half_life_events is not None:
+    if head.half_life_events is not None and head.half_life_s is not None:
         raise StreamError(
-            f"{path}: the head decays by events, which the stream cannot fold for late or "
-            "out-of-order events; train it with a time half-life (--half-life)"
+            f"{path}: the head decays both by time and by events; the stream folds one clock "
+            "(train it with --half-life none --half-life-events N, or a time half-life alone)"
         )
     return head
 
 
 def stream_half_lives(head: Head | None, half_lives: dict[str, float]) -> dict[str, float]:
-    """The stream's half-lives: the served ``short`` one is the head's own when it has one."""
+    """The stream's half-lives: the served ``short`` one is the head's own when it has one.
+    A head that decays by events makes both in events (the state's clock is its event
+    count): ``short`` the head's, ``long`` no decay at all."""
     if head is None:
         return half_lives
+    if head.half_life_events is not None:
+        return half_lives | {"short": head.half_life_events, "long": NO_DECAY_S}
     short = head.half_life_s if head.half_life_s is not None else NO_DECAY_S
     return half_lives | {"short": short, "long": max(short, half_lives["long"])}

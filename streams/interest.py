@@ -111,9 +111,15 @@ class InterestState:
         vector: np.ndarray,
         item_id: str | None = None,
         lateness: float | None = None,
+        by_events: bool = False,
     ) -> bool:
         """Add one event; False (and no change) when :meth:`verdict` is not ``FOLDED``: its
-        event_id was seen already, or it is too late to tell."""
+        event_id was seen already, or it is too late to tell.
+
+        ``by_events``: the sums decay by events rather than by event time (a head trained
+        so, streams/head.py): the event sits at the user's event count, so each weighs
+        ``2^(-1/h)`` less per event that arrives after it. That depends on arrival order,
+        which Kafka keeps per user; a late event weighs as the newest."""
         if self.verdict(event_id, ts, lateness) != FOLDED:
             return False
         self.seen[event_key(event_id)] = ts
@@ -125,14 +131,15 @@ class InterestState:
             while len(self.recent_items) > self.history_items:
                 self.recent_items.popleft()
             self.history.append((item_id, ts, weight))
+        at = float(self.event_count) if by_events else ts  # where the sums decay from
         if self.landmark is None:
-            self.landmark = ts
+            self.landmark = at
         fastest = max(LN2 / h for h in self.half_lives.values())
-        if fastest * (ts - self.landmark) > REBASE_AT:
-            self._rebase(ts)
+        if fastest * (at - self.landmark) > REBASE_AT:
+            self._rebase(at)
         e = np.asarray(vector, dtype=np.float64)
         for name, h in self.half_lives.items():
-            self.sums[name] += weight * math.exp(LN2 / h * (ts - self.landmark)) * e
+            self.sums[name] += weight * math.exp(LN2 / h * (at - self.landmark)) * e
         self.event_count += 1
         self.updated_at = max(self.updated_at, ts)
         return True
@@ -270,18 +277,22 @@ class InterestState:
         )
 
 
-def merge(older: InterestState, newer: InterestState) -> InterestState:
+def merge(older: InterestState, newer: InterestState, by_events: bool = False) -> InterestState:
     """One state from two disjoint sets of a user's events: ``older`` (a backfill of the
     history) and ``newer`` (what the live stream folded meanwhile). The sums add, as if every
-    event had been folded into one state: they do not depend on order."""
-    landmarks = [s.landmark for s in (older, newer) if s.landmark is not None]
+    event had been folded into one state: by event time they do not depend on order. Decayed
+    by events (``by_events``), ``older``'s events come first: ``newer``'s positions move up
+    by ``older``'s event count, as if they had arrived after them."""
+    shift = {id(older): 0.0, id(newer): float(older.event_count) if by_events else 0.0}
+    landmarks = [s.landmark + shift[id(s)] for s in (older, newer) if s.landmark is not None]
     landmark = max(landmarks) if landmarks else None
     sums = {}
     for name, h in newer.half_lives.items():
         total = np.zeros_like(newer.sums[name])
         for s in (older, newer):
             if s.landmark is not None and landmark is not None:  # to the later landmark
-                total += s.sums[name] * math.exp(LN2 / h * (s.landmark - landmark))  # <= 1
+                at = s.landmark + shift[id(s)]
+                total += s.sums[name] * math.exp(LN2 / h * (at - landmark))  # <= 1
         sums[name] = total
     floors = [f for f in (older.floor, newer.floor) if f is not None]
     recent = deque(dict.fromkeys(reversed([*older.recent_items, *newer.recent_items])))

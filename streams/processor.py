@@ -176,6 +176,9 @@ class EventProcessor:
         # as [y_j, b_j] = [B·e_j + v_j, b_j], users as [normalize(s), 1]; else e_j itself.
         self.head = head
         self.dimension = head.dim if head else encoder.dimension  # of the users' sums
+        # A head trained to decay by events: the sums decay per later event of the user, in
+        # arrival order, not by event time (InterestState.fold).
+        self.by_events = head is not None and head.half_life_events is not None
         self._concepts = np.zeros((0, self.dimension), dtype=np.float32)
 
     @property
@@ -320,7 +323,9 @@ class EventProcessor:
                 continue
             if self.head is not None and e.type == "review":  # its text, plus its item's h
                 vec = self.head.history_of(vec[None], self.head.rows([e.item_id]))[0]
-            if state.fold(e.event_id, e.ts, self._weight(e), vec, e.item_id, lateness):
+            if state.fold(
+                e.event_id, e.ts, self._weight(e), vec, e.item_id, lateness, self.by_events
+            ):
                 changed[e.user_id] = state
                 out.event_times.append(e.ts)
         return out, changed

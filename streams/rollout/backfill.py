@@ -189,7 +189,7 @@ class Backfill:
             live = self.target.state(user_id)
             live_states[user_id] = live
             fresh = InterestState.empty(
-                self.target.encoder.dimension,
+                self.target.dimension,  # the head's when the version has one
                 self.target.config.half_lives,
                 self.target.config.dedupe_window,
             )
@@ -206,7 +206,7 @@ class Backfill:
             older = changed.get(user_id) or backfill.state(user_id)
             for topic, offsets in _offsets(recs).items():
                 older.backfilled_to[topic] = max(older.backfilled_to.get(topic, -1), offsets)
-            merged[user_id] = merge(older, live)
+            merged[user_id] = merge(older, live, self.target.by_events)
         written = await self.target.save_merged(merged)
         self.stats.users += written
 

@@ -206,8 +206,11 @@ def softmax_loss(
     id_dropout: float,
 ) -> Any:
     """Full-softmax cross-entropy of one batch: ``tensors`` are (E, A, B, H, V, bias),
-    ``history`` each user's (batch rows, item indices, coefficients), ``warm`` 1 for items
-    that may have per-item parts, which are dropped at random (``id_dropout``)."""
+    ``history`` each user's (batch rows, item indices, coefficients), ``warm`` 1 for the
+    items known at training time: they may have per-item parts, which are dropped at random
+    (``id_dropout``). The others (a cold-start evaluation's held-out items) are no candidate
+    of the softmax either: they did not exist yet, so training must not learn to rank them
+    low, which would teach the text part to push away what new items look like."""
     import torch
 
     E, A, B, H, V, bias = tensors
@@ -221,6 +224,7 @@ def softmax_loss(
     s = torch.sparse.mm(C, E @ A.T + keep_h * H)
     s = s / s.norm(dim=1, keepdim=True).clamp_min(1e-12)
     logits = s @ (E @ B.T + keep_v * V).T + (keep_v[:, 0] * bias)[None, :]
+    logits = logits.masked_fill(warm[:, 0] == 0, float("-inf"))
     return torch.nn.functional.cross_entropy(logits, torch.as_tensor(targets))
 
 

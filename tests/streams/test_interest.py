@@ -249,18 +249,42 @@ def test_a_state_without_id_times_errs_on_the_side_of_refusing() -> None:
     assert again.verdict("e0", 1.7e9) == TOO_LATE
 
 
+EVENTS = {"short": 3.0, "long": 50.0}  # half-lives in events (a head that decays by events)
+
+
+def test_decay_by_events_weighs_each_event_by_how_many_arrived_after_it() -> None:
+    """In arrival order, whatever the event times; rebasing (exponents past REBASE_AT after
+    about 260 events at 3) changes nothing."""
+    events = random_events(400, seed=5)  # random times: arrival order is not time order
+    state = InterestState.empty(16, EVENTS)
+    for eid, ts, w, e in events:
+        assert state.fold(eid, ts, w, e, by_events=True)
+    assert not state.fold(*events[3][:3], events[3][3], by_events=True)  # still a duplicate
+    n = len(events)
+    for name, h in EVENTS.items():
+        s = sum(w * 2 ** (-(n - 1 - k) / h) * e for k, (_, _, w, e) in enumerate(events))
+        np.testing.assert_allclose(state.directions()[name], s / np.linalg.norm(s), atol=1e-6)
+
+
+@pytest.mark.parametrize("by_events", [False, True])
 @pytest.mark.parametrize("split", [0, 7, 20, 40])
-def test_merging_a_split_of_the_events_equals_folding_them_all(split: int) -> None:
+def test_merging_a_split_of_the_events_equals_folding_them_all(split: int, by_events: bool) -> None:
+    """By event time in any split; by events, the backfill's (older) events arrived first."""
     from streams.interest import merge
 
+    halves = EVENTS if by_events else HALF
     events = random_events(40, seed=3, span=3 * 365 * 86_400.0)  # landmarks far apart
-    whole = InterestState.empty(16, HALF)
-    older, newer = InterestState.empty(16, HALF), InterestState.empty(16, HALF)
+    whole = InterestState.empty(16, halves)
+    older, newer = InterestState.empty(16, halves), InterestState.empty(16, halves)
     for i, (eid, ts, w, e) in enumerate(events):
-        whole.fold(eid, ts, w, e, item_id=f"i{i % 9}")
-        (older if i < split else newer).fold(eid, ts, w, e, item_id=f"i{i % 9}")
-    merged = merge(older, newer)
-    for name in HALF:
+        whole.fold(eid, ts, w, e, item_id=f"i{i % 9}", by_events=by_events)
+        part = older if i < split else newer
+        part.fold(eid, ts, w, e, item_id=f"i{i % 9}", by_events=by_events)
+    merged = merge(older, newer, by_events)
+    if by_events and 0 < split < 40:  # the shift matters: without it the weights differ
+        unshifted = merge(older, newer).directions()["short"]
+        assert not np.allclose(unshifted, whole.directions()["short"], atol=1e-3)
+    for name in halves:
         np.testing.assert_allclose(merged.directions()[name], whole.directions()[name], atol=1e-6)
     assert merged.event_count == whole.event_count == 40
     assert merged.updated_at == whole.updated_at

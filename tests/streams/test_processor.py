@@ -444,3 +444,64 @@ def test_an_allowed_lateness_dead_letters_events_older_than_the_watermark_minus_
         assert InterestState.from_bytes(states["u1"]).event_count == 2
 
     asyncio.run(with_processor(body, allowed_lateness_s=3600.0))
+
+
+def test_a_head_that_decays_by_events_folds_in_arrival_order_and_backfills_before_live() -> None:
+    """An events-clock head: each event weighs 2^(-1/h) less per event that arrived after
+    it, whatever its time. A roll-out's backfill folds the history into a state of the
+    head's dimension and merges it in as if it had arrived before what the live stream
+    folded meanwhile."""
+    from streams.head import Head, stream_half_lives
+    from streams.rollout.backfill import Backfill
+    from streams.settings import Settings
+
+    rng = np.random.default_rng(4)
+    d, h = 4, 2.0
+    head = Head(
+        ["1", "2", "3"],
+        rng.normal(size=(d, 8)),
+        rng.normal(size=(d, 8)),
+        rng.normal(size=(3, d)),
+        rng.normal(size=(3, d)),
+        np.zeros(3),
+        None,
+        half_life_events=h,
+    )
+
+    def click(event_id: str, item: int, ts: float, offset: int) -> RawRecord:
+        fields = {"event_id": event_id, "user_id": "u", "item_id": item, "ts": ts}
+        return RawRecord("clicks", orjson.dumps(fields), "clicks", 0, offset, (), b"u")
+
+    async def body() -> None:
+        model = FakeModel(dimension=8, max_length=64)
+        store = QdrantStore.connect()
+        states: dict = {}
+        half_lives = stream_half_lives(head, HALF)
+        assert half_lives["short"] == h
+        async with Encoder(model, max_wait_ms=1) as enc:
+            proc = EventProcessor(
+                enc, store, states, config(half_lives=half_lives), stamp_live=True, head=head
+            )
+            await proc.start()
+            await proc.items([rec("items", item_id=i, text=f"movie {i}") for i in (1, 2, 3)])
+            x = {
+                i: head.history_of(model.expected(f"movie {i}")[None], head.rows([str(i)]))[0]
+                for i in (1, 2, 3)
+            }
+            # Live: item 3 then item 1, the later one with the earlier time.
+            await proc.events([click("l1", 3, T0 + 50, 10), click("l2", 1, T0 + 5, 11)])
+            s = 2 ** (-1 / h) * x[3] + x[1]
+            user = store.user("u", proc.version)
+            assert user is not None
+            np.testing.assert_allclose(user.vector["short"][:d], s / np.linalg.norm(s), atol=1e-5)
+            # The backfill: two events of the history, before the live stamp (offset 10).
+            backfill = Backfill(Settings(), "g", proc, asyncio.Lock(), kinds={"clicks": "clicks"})
+            await backfill._events([click("b1", 2, T0, 0), click("b2", 1, T0 + 1, 1)])
+            order = [x[2], x[1], x[3], x[1]]  # history first, then the live events
+            s = sum(2 ** (-(len(order) - 1 - k) / h) * v for k, v in enumerate(order))
+            user = store.user("u", proc.version)
+            assert user is not None
+            np.testing.assert_allclose(user.vector["short"][:d], s / np.linalg.norm(s), atol=1e-5)
+            assert InterestState.from_bytes(states["u"]).event_count == 4
+
+    asyncio.run(body())

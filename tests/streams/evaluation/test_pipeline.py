@@ -58,11 +58,19 @@ def test_the_pipeline_ranks_like_the_offline_serving_row(
         assert measured[column] == pytest.approx(offline[column], abs=1e-9), column
 
 
+@pytest.mark.parametrize(
+    ("half_life_s", "half_life_events"), [(86_400.0, None), (None, 3.0)], ids=["time", "events"]
+)
 def test_a_learned_head_is_served_exactly_as_the_offline_row(
-    kafka_broker, default_model_dir: Path, tmp_path: Path
+    half_life_s: float | None,
+    half_life_events: float | None,
+    kafka_broker,
+    default_model_dir: Path,
+    tmp_path: Path,
 ) -> None:
     """A version with a head: the worker folds x_j, Qdrant searches [y_j, b_j] with
-    [normalize(s), 1] (dot product), and ranks every user as the offline head row does."""
+    [normalize(s), 1] (dot product), and ranks every user as the offline head row does,
+    whether the head decays by event time or by events (in the order the replay sends)."""
     import shutil
 
     import numpy as np
@@ -84,7 +92,8 @@ def test_a_learned_head_is_served_exactly_as_the_offline_row(
         rng.normal(size=(n - 2, d)),
         rng.normal(size=(n - 2, d)),
         rng.normal(size=n - 2),
-        86_400.0,
+        half_life_s,
+        half_life_events,
     )
     version, _ = write_head_version(root, default_model_dir.name, head, {}, set_current=True)
     settings = Settings(

@@ -3,6 +3,7 @@ at zero-shot, cold items get the text part only, and a version carries it verifi
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -113,6 +114,26 @@ def test_cold_items_get_no_per_item_parts_and_are_never_targets() -> None:
     assert record["cold_items"] == len(cold)
 
 
+def test_cold_items_are_no_candidate_of_the_training_softmax() -> None:
+    """Held-out items did not exist at training time: what they look like must not enter
+    the loss, or training learns to push their text part away from every user."""
+    import torch
+
+    from streams.training.head import softmax_loss
+
+    n, d, cold = 12, 8, [9, 10, 11]
+    e = torch.from_numpy(unit_vectors(n, d))
+    params = (torch.eye(d), torch.eye(d), torch.zeros(n, d), torch.zeros(n, d), torch.zeros(n))
+    warm = torch.ones(n, 1)
+    warm[cold] = 0.0
+    history = ([np.zeros(3, dtype=np.int64)], [np.array([0, 1, 2])], [np.ones(3)])
+    loss = softmax_loss((e, *params), warm, history, [3], id_dropout=0.0)
+    moved = e.clone()
+    moved[cold] = e[3]  # the held-out items now look exactly like the target
+    again = softmax_loss((moved, *params), warm, history, [3], id_dropout=0.0)
+    assert torch.isclose(loss, again)
+
+
 def test_cold_items_are_the_newest_by_first_appearance() -> None:
     rows = [Interaction(u, i, T0 + t, None) for u in "ab" for t, i in enumerate("xyzw")]
     rows += [Interaction("c", i, T0 + t, None) for i, t in (("x", 0), ("q", 99), ("y", 100))]
@@ -162,8 +183,11 @@ def test_a_head_version_is_content_addressed_and_verified(tiny_root: Path) -> No
     assert loaded is not None and loaded.bias.tolist() == bias.tolist()
     by_events = Head(split.items, head.A, head.B, zero, zero, bias, None, half_life_events=10)
     events, _ = write_head_version(tiny_root, parent, by_events, {})
-    with pytest.raises(StreamError, match="decays by events"):
-        load_head(tiny_root / events)
+    assert load_head(tiny_root / events).half_life_events == 10  # the stream folds it
+    both = dataclasses.replace(by_events, half_life_s=86_400.0)
+    two_clocks, _ = write_head_version(tiny_root, parent, both, {})
+    with pytest.raises(StreamError, match="both by time and by events"):
+        load_head(tiny_root / two_clocks)
 
 
 def test_sasrec_trains_and_ranks_every_user() -> None:
@@ -218,12 +242,22 @@ def test_train_compares_the_rows_and_writes_the_head(
     assert "**Where we stand:** the learned head reaches" in text
     assert "Training on this machine: the head" in text
 
+    # Training again from the head version (what CURRENT is after --set-current) trains
+    # from its encoder version, with a word, instead of refusing.
+    again = [*args[:5], "--model", str(tiny_root / written["version"]), "--seeds", "1"]
+    again += ["--epochs", "1", "--no-sasrec", "--cold-share", "0", "--dim", "8", "--json"]
+    assert main(again) == 0
+    captured = capsys.readouterr()
+    assert "training from its encoder version" in captured.err
+    assert orjson.loads(captured.out)["model_version"] == written["parent"]
+
 
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         (["--seeds", "0"], "--seeds must be at least 1"),
         (["--half-life", "soon"], "--half-life must be seconds > 0 or 'none'"),
+        (["--half-life-events", "0"], "--half-life-events must be > 0"),
         (["--id-dropout", "1"], "--id-dropout must be in [0, 1)"),
         (["--dim", "100000"], "exceeds the encoder's"),
     ],
