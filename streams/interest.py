@@ -40,6 +40,7 @@ import math
 import struct
 from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import orjson
@@ -330,10 +331,21 @@ def event_weight(
     rating_center: float = 3.0,
     rating_scale: float = 2.0,
 ) -> float:
-    """The weight of an event: by type, or derived from its rating when it has one."""
+    """The weight of an event: by type, or derived from its rating when it has one
+    (:func:`rating_weight`)."""
     if rating is not None and kind != "negative":
-        return (rating - rating_center) / rating_scale
+        return float(rating_weight(rating, rating_center, rating_scale))
     return weights[kind]
+
+
+def rating_weight(rating: Any, center: float = 3.0, scale: float = 2.0) -> Any:
+    """``2^((rating - center) / scale)``, of a number or an array: 5 -> 2, 3 -> 1, 1 -> 0.5.
+
+    Always positive: a rated item is still one the user chose to watch, and a user whose
+    ratings are mostly low must not end with a vector pointing away from everything (with
+    ``(rating - center) / scale`` a user of low ratings was served the items least like
+    the ones they watched). Only an explicit ``negative`` event pulls away."""
+    return np.exp2((np.asarray(rating, dtype=np.float64) - center) / scale)
 
 
 def directions_of(states: Sequence[InterestState]) -> dict[str, np.ndarray]:

@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     weight_view: float = 0.5
     weight_review: float = 2.0
     weight_negative: float = -1.0
-    # rating r in [0.5, 5] weighs (r - rating_center) / rating_scale: 5 -> +1, 1 -> -0.8
+    # rating r weighs 2^((r - rating_center) / rating_scale): 5 -> 2, 3 -> 1, 1 -> 0.5
     rating_center: float = 3.0
     rating_scale: float = Field(2.0, gt=0)
     # Event ids remembered per user (16 bytes each); older events are refused as TooLate.

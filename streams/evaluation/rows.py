@@ -10,8 +10,8 @@
   and a weight scheme:
 
   - ``uniform``: every interaction weighs 1;
-  - ``rating``: ``(rating - rating_center) / rating_scale``, what the stream gives an event
-    that carries a rating (MovieLens replay: 5 -> +1, 3 -> 0, 1 -> -1);
+  - ``rating``: ``2^((rating - rating_center) / rating_scale)``, what the stream gives an event
+    that carries a rating (MovieLens replay: 5 -> 2, 3 -> 1, 1 -> 0.5);
   - ``type``: the stream's click / view weights, with the replay's mapping
     (rating >= 4: click, else view).
 """
@@ -26,6 +26,7 @@ import numpy as np
 from streams.datasets.replay import CLICK_RATING
 from streams.evaluation.protocol import Split, SplitName
 from streams.head import Head
+from streams.interest import rating_weight
 from streams.settings import Settings
 
 SCHEMES = ("uniform", "rating", "type")
@@ -101,7 +102,7 @@ def event_weights(split: Split, u: int, n: int, scheme: str, settings: Settings)
         return np.ones(n)
     ratings = split.ratings[u][:n]
     if scheme == "rating":
-        return (ratings - settings.rating_center) / settings.rating_scale
+        return rating_weight(ratings, settings.rating_center, settings.rating_scale)
     if scheme == "type":
         return np.where(ratings >= CLICK_RATING, settings.weight_click, settings.weight_view)
     raise ValueError(f"unknown weight scheme {scheme!r}; expected one of {SCHEMES}")

@@ -162,9 +162,25 @@ def test_the_floor_refuses_only_what_it_cannot_tell_apart() -> None:
 def test_weights_by_type_and_rating() -> None:
     weights = {"click": 1.0, "view": 0.5, "review": 2.0, "negative": -1.0}
     assert event_weight("view", None, weights) == 0.5
-    assert event_weight("click", 5.0, weights) == 1.0
-    assert event_weight("click", 1.0, weights) == -1.0
+    assert event_weight("click", 5.0, weights) == 2.0
+    assert event_weight("click", 3.0, weights) == 1.0
+    assert event_weight("click", 1.0, weights) == 0.5
     assert event_weight("negative", 5.0, weights) == -1.0
+
+
+def test_a_user_of_low_ratings_still_points_toward_what_they_watched() -> None:
+    """Every rating weighs more than 0: a user who rated everything 1 or 2 is served the
+    items like the ones they watched, not the ones least like them (issue: user 599 of
+    the demo got negative scores for everything)."""
+    weights = {"click": 1.0, "view": 0.5, "review": 2.0, "negative": -1.0}
+    rng = np.random.default_rng(2)
+    watched = rng.normal(size=(5, 16))
+    watched /= np.linalg.norm(watched, axis=1, keepdims=True)
+    state = InterestState.empty(16, HALF)
+    for n, (e, rating) in enumerate(zip(watched, [1.0, 2.0, 1.5, 0.5, 2.0], strict=True)):
+        state.fold(f"e{n}", 1.7e9 + n, event_weight("view", rating, weights), e)
+    user = state.directions()["short"]
+    assert (watched @ user > 0).all()
 
 
 def test_top_concepts_is_a_softmax() -> None:

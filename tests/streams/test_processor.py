@@ -78,7 +78,7 @@ def test_user_vectors_equal_the_oracle_with_out_of_order_and_duplicate_events() 
         assert second.duplicates == 1 and first.written == second.written == 1
 
         expected = [(t, 1.0, model.expected(f"movie {i}")) for t, i in clicks]
-        expected.append((T0 + 100, (5 - 3) / 2, model.expected("great fun")))
+        expected.append((T0 + 100, 2 ** ((5 - 3) / 2), model.expected("great fun")))
         point = store.user("u1")
         for name, h in HALF.items():
             np.testing.assert_allclose(point.vector[name], oracle(expected, h), atol=1e-5)

@@ -38,7 +38,9 @@ def test_examples_stop_before_the_validation_target() -> None:
     assert times == sorted(times)
     # the stream's weights for rated events: (rating - 3) / 2
     assert split.ratings is not None
-    np.testing.assert_allclose(data.weights[0], (split.ratings[0][: len(data.weights[0])] - 3) / 2)
+    np.testing.assert_allclose(
+        data.weights[0], 2 ** ((split.ratings[0][: len(data.weights[0])] - 3) / 2)
+    )
 
 
 def test_rounds_take_their_own_slice_plus_a_replay_of_older_ones() -> None:
