@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     qdrant_api_key: SecretStr | None = None
     qdrant_path: Path | None = None  # embedded store folder; ":memory:" = local mode in memory
     qdrant_backend: Literal["edge", "local"] = "edge"  # the embedded store, when no URL is set
+    # Of every collection and alias name on a server (deployments sharing one keep apart).
+    qdrant_collection_prefix: str = Field("", pattern=r"^[A-Za-z0-9_-]{0,64}$")
 
     # User states: in memory (restored from the changelog at every start), or in RocksDB
     # under data_dir/faust (restored from the changelog only past what is on disk).

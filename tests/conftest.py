@@ -5,6 +5,7 @@ Exports need the ``train`` extra; tests that ask for an exported model skip with
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -96,3 +97,36 @@ def kafka_broker():
     broker = LocalBroker(Path(os.environ.get("INTEREST_KAFKA_HOME", ".cache/kafka")))
     broker.start()
     return broker
+
+
+@dataclasses.dataclass(frozen=True)
+class QdrantServer:
+    url: str
+    api_key: str | None
+
+
+@pytest.fixture(scope="session")
+def qdrant_server(tmp_path_factory: pytest.TempPathFactory):
+    """A Qdrant server: INTEREST_TEST_QDRANT_URL (and _API_KEY) when set, else the local
+    binary (streams/store/server.py) started once on loopback with a key and fresh storage.
+    Skips, saying why, where there is neither. Tests give their stores a prefix of their
+    own (``unique_prefix``): the server keeps collections and aliases between tests."""
+    import os
+
+    from streams.store.server import LocalQdrant, qdrant_binary
+
+    url = os.environ.get("INTEREST_TEST_QDRANT_URL")
+    if url:
+        yield QdrantServer(url, os.environ.get("INTEREST_TEST_QDRANT_API_KEY"))
+        return
+    if qdrant_binary() is None:
+        pytest.skip("no Qdrant server: set INTEREST_TEST_QDRANT_URL or INTEREST_QDRANT_BIN")
+    with LocalQdrant.start(tmp_path_factory.mktemp("qdrant-server"), "test-key") as server:
+        yield QdrantServer(server.url, server.api_key)
+
+
+def unique_prefix() -> str:
+    """A collection prefix no other test uses."""
+    import uuid
+
+    return f"t{uuid.uuid4().hex[:10]}_"

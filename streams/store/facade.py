@@ -29,11 +29,19 @@ def open_store(
     api_key: str | None = None,
     path: Path | None = None,
     backend: str = "edge",
+    prefix: str = "",
 ) -> Store:
     """A server at ``url`` (qdrant-client); else the embedded store at ``path``: Qdrant Edge
     (``backend="edge"``) or qdrant-client's local mode (``"local"``). ``path=":memory:"``
-    is local mode in memory, whatever the backend (nothing persists: tests, benchmarks)."""
+    is local mode in memory, whatever the backend (nothing persists: tests, benchmarks).
+    ``prefix``: of every collection and alias name, for deployments sharing one server."""
     if backend_for(url, path, backend) != "qdrant-edge":
-        return QdrantStore.connect(url, api_key, path)
+        return QdrantStore.connect(url, api_key, path, prefix)
     assert path is not None  # backend_for says so
+    if prefix:
+        raise StoreError(
+            f"a collection prefix ({prefix!r}) is for deployments sharing a Qdrant server "
+            f"(INTEREST_QDRANT_URL); the embedded store at {path} belongs to one deployment: "
+            "give each its own INTEREST_QDRANT_PATH"
+        )
     return EdgeStore.open(path)

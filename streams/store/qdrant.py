@@ -2,11 +2,18 @@
 
 store = QdrantStore.connect("http://qdrant:6333", api_key="...")
 store = QdrantStore.connect(path=Path("data/qdrant"))    # local mode on disk
+store = QdrantStore.connect(url, key, prefix="staging_")  # staging_items__<v>, staging_items
+
+A ``prefix`` keeps deployments (and tests) that share one server apart: every collection
+and alias this store creates, reads or lists carries it, and the rest of the server is
+invisible to it. The shared logic (streams/store/base.py) speaks of the unprefixed names.
 """
 
 from __future__ import annotations
 
+import urllib.parse
 import uuid
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,32 +23,52 @@ from qdrant_client import models as qm
 
 from streams.store.base import ITEMS, USERS, Distance, Hit, Store, StoreError, point_id
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
 
 class QdrantStore(Store):
     """The store over qdrant-client: a server, or local mode on disk or in memory."""
 
-    def __init__(self, client: QdrantClient, backend: str = "qdrant-server") -> None:
+    def __init__(
+        self, client: QdrantClient, backend: str = "qdrant-server", prefix: str = ""
+    ) -> None:
         self.client = client
         self.backend = backend
+        self.prefix = prefix
 
     @classmethod
     def connect(
-        cls, url: str | None = None, api_key: str | None = None, path: Path | None = None
+        cls,
+        url: str | None = None,
+        api_key: str | None = None,
+        path: Path | None = None,
+        prefix: str = "",
     ) -> QdrantStore:
         """A server at ``url``; else local mode on disk at ``path``, or in memory when
         ``path`` is None or ":memory:" (nothing persists: for tests and benchmarks)."""
         if url:
-            return cls(QdrantClient(url=url, api_key=api_key))
+            with warnings.catch_warnings():
+                if urllib.parse.urlsplit(url).hostname in LOOPBACK:  # nothing on the wire
+                    warnings.filterwarnings("ignore", "Api key is used with an insecure")
+                client = QdrantClient(url=url, api_key=api_key)
+            return cls(client, prefix=prefix)
         if path is None or str(path) == ":memory:":
-            return cls(QdrantClient(location=":memory:"), "qdrant-local-memory")
+            return cls(QdrantClient(location=":memory:"), "qdrant-local-memory", prefix)
         path.mkdir(parents=True, exist_ok=True)
-        return cls(QdrantClient(path=str(path)), "qdrant-local")
+        return cls(QdrantClient(path=str(path)), "qdrant-local", prefix)
 
     def close(self) -> None:
         self.client.close()
 
+    def _n(self, name: str) -> str:
+        """The server's name of a collection or alias: with the prefix."""
+        return self.prefix + name
+
     def collections(self) -> set[str]:
-        return {c.name for c in self._call(self.client.get_collections).collections}
+        """The collections that carry the prefix, without it."""
+        p = self.prefix
+        names = (c.name for c in self._call(self.client.get_collections).collections)
+        return {n[len(p) :] for n in names if n.startswith(p)}
 
     def _create(
         self, name: str, dimension: int, named: Sequence[str], distance: Distance = "cosine"
@@ -49,11 +76,14 @@ class QdrantStore(Store):
         metric = qm.Distance.COSINE if distance == "cosine" else qm.Distance.DOT
         params = qm.VectorParams(size=dimension, distance=metric)
         config: Any = {n: params for n in named} if named else params
-        self._call(self.client.create_collection, name, vectors_config=config)
+        self._call(self.client.create_collection, self._n(name), vectors_config=config)
 
     def aliases(self) -> dict[str, str]:
+        p = self.prefix
         return {
-            a.alias_name: a.collection_name for a in self._call(self.client.get_aliases).aliases
+            a.alias_name[len(p) :]: a.collection_name[len(p) :]
+            for a in self._call(self.client.get_aliases).aliases
+            if a.alias_name.startswith(p) and a.collection_name.startswith(p)
         }
 
     def _point_aliases(self, targets: Mapping[str, str]) -> None:
@@ -62,30 +92,35 @@ class QdrantStore(Store):
         ops: list[Any] = []
         for alias, target in targets.items():
             if alias in existing:
-                ops.append(qm.DeleteAliasOperation(delete_alias=qm.DeleteAlias(alias_name=alias)))
+                ops.append(
+                    qm.DeleteAliasOperation(delete_alias=qm.DeleteAlias(alias_name=self._n(alias)))
+                )
             ops.append(
                 qm.CreateAliasOperation(
-                    create_alias=qm.CreateAlias(collection_name=target, alias_name=alias)
+                    create_alias=qm.CreateAlias(
+                        collection_name=self._n(target), alias_name=self._n(alias)
+                    )
                 )
             )
         self._call(self.client.update_collection_aliases, change_aliases_operations=ops)
 
     def _upsert(self, name: str, points: Sequence[tuple[str, Any, dict[str, Any]]]) -> None:
         structs = [qm.PointStruct(id=i, vector=v, payload=p) for i, v, p in points]
-        self._call(self.client.upsert, name, points=structs, wait=True)
+        self._call(self.client.upsert, self._n(name), points=structs, wait=True)
 
     def _drop(self, name: str) -> None:
-        self._call(self.client.delete_collection, name)
+        self._call(self.client.delete_collection, self._n(name))
 
     def _delete(self, name: str, ids: Sequence[str]) -> None:
-        self._call(self.client.delete, name, points_selector=qm.PointIdsList(points=list(ids)))
+        selector = qm.PointIdsList(points=list(ids))
+        self._call(self.client.delete, self._n(name), points_selector=selector)
 
     def _retrieve(
         self, name: str, ids: Sequence[str], payload: Sequence[str] | bool, vectors: bool
     ) -> list[Hit]:
         records = self._call(
             self.client.retrieve,
-            name,
+            self._n(name),
             ids=list(ids),
             with_payload=payload if isinstance(payload, bool) else list(payload),
             with_vectors=vectors,
@@ -93,7 +128,7 @@ class QdrantStore(Store):
         return [Hit(str(r.id), r.payload or {}, vector=r.vector) for r in records]
 
     def count(self, name: str) -> int:
-        return int(self._call(self.client.count, name).count)
+        return int(self._call(self.client.count, self._n(name)).count)
 
     def recommend(self, user_id: str, k: int = 10, exclude: Iterable[str] = ()) -> list[Hit]:
         """The one call a downstream service makes: query ``items`` with the user's ``short``
@@ -102,9 +137,9 @@ class QdrantStore(Store):
         query_filter = qm.Filter(must_not=[qm.HasIdCondition(has_id=skip)]) if skip else None
         points = self._call(
             self.client.query_points,
-            ITEMS,
+            self._n(ITEMS),
             query=point_id("user", user_id),
-            lookup_from=qm.LookupLocation(collection=USERS, vector="short"),
+            lookup_from=qm.LookupLocation(collection=self._n(USERS), vector="short"),
             query_filter=query_filter,
             limit=k,
             with_payload=True,

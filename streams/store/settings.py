@@ -18,4 +18,5 @@ def store_for(settings: Settings) -> Store:
         key.get_secret_value() if key else None,
         settings.qdrant_location,
         settings.qdrant_backend,
+        settings.qdrant_collection_prefix,
     )

@@ -1,11 +1,11 @@
 """The Qdrant store on every backend: Qdrant Edge, qdrant-client local mode (in memory and
-on disk), and a server where one is reachable (INTEREST_TEST_QDRANT_URL). Every test runs on
+on disk), and a Qdrant server (the ``qdrant_server`` fixture: the local binary, or
+INTEREST_TEST_QDRANT_URL), each test with a collection prefix of its own. Every test runs on
 each backend, so the backends keep one behaviour.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +13,9 @@ import pytest
 
 from streams.store import QdrantStore, Store, StoreError, UserPoint, edge, open_store, recent_items
 from streams.store.edge import EdgeStore
+from tests.conftest import unique_prefix
 
-SERVER = os.environ.get("INTEREST_TEST_QDRANT_URL")
-BACKENDS = ["edge", "local-memory", "local-disk"] + (["server"] if SERVER else [])
+BACKENDS = ["edge", "local-memory", "local-disk", "server"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -27,7 +27,8 @@ def store(request, tmp_path: Path):
     elif request.param == "local-disk":
         s = open_store(path=tmp_path / "qdrant", backend="local")
     else:
-        s = open_store(url=SERVER)
+        server = request.getfixturevalue("qdrant_server")
+        s = open_store(server.url, server.api_key, prefix=unique_prefix())
     yield s
     s.close()
 
@@ -216,3 +217,29 @@ def test_an_edge_query_never_mixes_versions_while_the_aliases_switch(tmp_path: P
     store.close()
     assert not errors, errors[:3]
     assert set(results) <= {"v1", "v2"} and results
+
+
+def test_two_deployments_on_one_server_keep_apart_by_prefix(qdrant_server) -> None:
+    """Each sees its own versions, aliases and points only; dropping one's old version
+    leaves the other's collection of the same name alone."""
+    a, b = (
+        open_store(qdrant_server.url, qdrant_server.api_key, prefix=unique_prefix()) for _ in "ab"
+    )
+    try:
+        a.ensure_version("v1", dimension=3)
+        b.ensure_version("v1", dimension=3)
+        b.ensure_version("v2", dimension=3, serve=True)
+        a.upsert_items("v1", [("x", unit(1, 0, 0), {"text": "X"})])
+        assert a.count("items") == 1 and b.count("items") == 0
+        assert (a.serving(), b.serving()) == ("v1", "v2")
+        assert a.collections() == {"items__v1", "users__v1"}
+        assert sorted(b.drop("v1")) == ["items__v1", "users__v1"]
+        assert a.item_texts("v1", ["x"]) == {"x": "X"}
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_prefix_on_the_embedded_store_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"embedded store .* belongs to one deployment"):
+        open_store(path=tmp_path / "edge", backend="edge", prefix="x_")
