@@ -17,15 +17,24 @@ consumer groups and embedded Qdrant in a temporary folder):
    (Kafka record timestamp), recorded by the worker for every event.
 
 Items (``items``, synthetic titles) are loaded and processed before either phase.
+
+Scale-out (``workers``, e.g. ``(1, 2)``): for each count, that many worker processes in one
+consumer group share one Qdrant server (``INTEREST_QDRANT_URL`` when set, else the local
+binary, streams/store/server.py), each count on fresh topics and a collection prefix of its
+own, and take the throughput phase's events: events per second, the workers' CPU time per
+1,000 events together, and an oracle check: the users' event counts in the store add up to
+the events sent (``lost`` and ``duplicated``: both 0 when nothing was).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +46,8 @@ from streams.bench.synthetic import load_items, synthetic_event
 from streams.datasets.replay import publish
 from streams.kafka.groups import wait_caught_up
 from streams.settings import Settings, load_settings
-from streams.store import backend_for
+from streams.store import QdrantStore, backend_for
+from streams.store.server import LocalQdrant
 from streams.worker.spawn import SpawnedWorker, private_settings, spawned_worker
 
 
@@ -50,6 +60,7 @@ def run_e2e(
     items: int = 500,
     users: int = 5000,
     ceiling: bool = True,
+    workers: Sequence[int] = (),
     progress: bool = True,
 ) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="interest-bench-"))
@@ -68,7 +79,7 @@ def run_e2e(
         load_items(run, worker, items, rng)
 
         say(f"[2/3] throughput: {events} click/view events at max rate")
-        events_per_s, cpu_s = _throughput(run, worker, events, users, items, progress)
+        events_per_s, cpu_s = _throughput(run, [worker], events, users, items, progress)
 
         n_fresh = int(rate * seconds)
         say(f"[3/3] freshness: {n_fresh} events at {rate:.0f}/s with 10% reviews")
@@ -89,6 +100,10 @@ def run_e2e(
         stats = orjson.loads(worker.stats_file.read_bytes())
     fresh = np.asarray([f for p, f in stats["freshness"] if p >= start_ms])
     counts = stats["counts"]
+    scale_out = None
+    if workers:
+        say(f"[+] scale-out: {events} events through {', '.join(map(str, workers))} worker(s)")
+        scale_out = _scale_out(settings, workdir / "scale", workers, events, users, items, progress)
     return {
         "events": events,
         "events_per_s": round(events_per_s, 1),
@@ -107,18 +122,24 @@ def run_e2e(
         "backend": backend_for(None, worker.qdrant_location, settings.qdrant_backend),
         "users": users,
         "items": items,
+        "scale_out": scale_out,
     }
 
 
 def _throughput(
-    run: Settings, worker: SpawnedWorker, events: int, users: int, items: int, progress: bool
+    run: Settings,
+    workers: Sequence[SpawnedWorker],
+    events: int,
+    users: int,
+    items: int,
+    progress: bool,
 ) -> tuple[float, float]:
     """``events`` click/view events as fast as the broker takes them: (events per second
-    from the first send until the worker's group has committed every one, the worker's CPU
-    seconds meanwhile)."""
+    from the first send until the workers' group has committed every one, the workers' CPU
+    seconds meanwhile, together)."""
     rng = random.Random(4)  # the same events for the ceiling and the pipeline
     recs = [synthetic_event(n, rng, users, items, review=False) for n in range(events)]
-    cpu0 = cpu_seconds(worker.process.pid)
+    cpu0 = sum(cpu_seconds(w.process.pid) for w in workers)
     t0 = time.time()
     asyncio.run(publish(recs, run, None, progress, desc="produce"))
     wait_caught_up(
@@ -126,10 +147,78 @@ def _throughput(
         run.consumer_group,
         [run.topic("clicks"), run.topic("views")],
         timeout=1800,
-        check=worker.check,
+        check=lambda: _check_all(workers),
     )
     per_s = events / (time.time() - t0)
-    return per_s, cpu_seconds(worker.process.pid) - cpu0
+    return per_s, sum(cpu_seconds(w.process.pid) for w in workers) - cpu0
+
+
+def _events_in(worker: SpawnedWorker) -> int:
+    """The events a worker took, from its stats file (0 before its first dump)."""
+    if not worker.stats_file.exists():
+        return 0
+    return int(orjson.loads(worker.stats_file.read_bytes())["counts"].get("events_in", 0))
+
+
+def _check_all(workers: Sequence[SpawnedWorker]) -> None:
+    for w in workers:
+        w.check()
+
+
+def _scale_out(
+    settings: Settings,
+    workdir: Path,
+    counts: Sequence[int],
+    events: int,
+    users: int,
+    items: int,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    """The throughput phase through 1, 2, ... worker processes sharing one Qdrant server."""
+    with contextlib.ExitStack() as stack:
+        if settings.qdrant_url:
+            key = settings.qdrant_api_key
+            url, api_key = settings.qdrant_url, key.get_secret_value() if key else ""
+        else:
+            server = stack.enter_context(LocalQdrant.start(workdir / "qdrant-server", "bench"))
+            url, api_key = server.url, server.api_key
+        rows = []
+        for n in counts:
+            run = private_settings(settings, f"scale{n}w")
+            prefix = f"{run.consumer_group}_"
+            with contextlib.ExitStack() as procs:
+                started = [
+                    procs.enter_context(
+                        spawned_worker(
+                            run,
+                            workdir / f"{n}w-{k}",
+                            settings.models_root,
+                            server=(url, api_key, prefix),
+                        )
+                    )
+                    for k in range(n)
+                ]
+                load_items(run, started[0], items, random.Random(3))
+                per_s, cpu_s = _throughput(run, started, events, users, items, progress)
+                time.sleep(1.5)  # the workers dump their stats every second
+                taken = [_events_in(w) for w in started]
+            store = QdrantStore.connect(url, api_key, prefix=prefix)
+            try:
+                counted = store.event_total()
+            finally:
+                store.close()
+            rows.append(
+                {
+                    "workers": n,
+                    "events_per_s": round(per_s, 1),
+                    "cpu_ms_per_1k_events": round(cpu_s * 1e6 / events, 1),
+                    "events_per_worker": taken,  # from each worker's stats: all took part
+                    "counted": counted,
+                    "lost": max(0, events - counted),
+                    "duplicated": max(0, counted - events),
+                }
+            )
+        return rows
 
 
 def _ceiling(
@@ -144,7 +233,7 @@ def _ceiling(
         asyncio.run(publish(warm, run, None, progress=False))
         topics = [run.topic("clicks"), run.topic("views")]
         wait_caught_up(run, run.consumer_group, topics, timeout=600, check=worker.check)
-        return _throughput(run, worker, events, users, items, progress)
+        return _throughput(run, [worker], events, users, items, progress)
 
 
 def ceiling_app(settings: Settings) -> Any:

@@ -70,6 +70,13 @@ def add_parsers(sub: Any) -> None:
         action="store_false",
         help="skip the baseline: the same events through a Faust agent that only acknowledges",
     )
+    e2e.add_argument(
+        "--workers",
+        default="",
+        metavar="N[,N...]",
+        help="also the throughput phase through N worker processes sharing one Qdrant server "
+        "(INTEREST_QDRANT_URL, else the local binary), for each N: e.g. 1,2",
+    )
     e2e.add_argument("--json", action="store_true")
     e2e.set_defaults(func=cmd_bench_e2e)
 
@@ -120,8 +127,15 @@ def cmd_bench_encoder(args: argparse.Namespace) -> int:
 
 def cmd_bench_e2e(args: argparse.Namespace) -> int:
     from streams.bench.e2e import run_e2e
+    from streams.errors import StreamError
     from streams.settings import load_settings
 
+    try:
+        workers = [int(n) for n in args.workers.split(",") if n.strip()]
+    except ValueError:
+        workers = [0]
+    if any(n < 1 for n in workers):
+        raise StreamError(f"--workers takes counts of 1 or more, e.g. 1,2; not {args.workers!r}")
     result = run_e2e(
         load_settings(),
         events=args.events,
@@ -130,6 +144,7 @@ def cmd_bench_e2e(args: argparse.Namespace) -> int:
         items=args.items,
         users=args.users,
         ceiling=args.ceiling,
+        workers=workers,
     )
     print_figures(result, args.json)
     return 0

@@ -62,12 +62,15 @@ def spawned_worker(
     workdir: Path,
     models_root: Path,
     module: str = "streams.cli worker",
+    server: tuple[str, str, str] | None = None,
 ) -> Iterator[SpawnedWorker]:
     """Run ``interest-stream worker`` for ``settings``' topics and group; stop it on exit.
 
-    Its Qdrant is always the embedded one under ``workdir`` (the settings' backend), never
-    a configured server. ``module``: the Python module (and its arguments) to run instead,
-    with the same environment (``bench e2e`` runs its no-op baseline worker this way).
+    Its Qdrant is the embedded one under ``workdir`` (the settings' backend), never a
+    configured server, unless ``server`` names one: (url, API key, collection prefix), for
+    several workers sharing a store. ``module``: the Python module (and its arguments) to
+    run instead, with the same environment (``bench e2e`` runs its no-op baseline worker
+    this way).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     qdrant = workdir / "qdrant"
@@ -82,6 +85,13 @@ def spawned_worker(
     }
     env.pop("INTEREST_QDRANT_URL", None)
     env.pop("INTEREST_QDRANT_API_KEY", None)
+    if server is not None:
+        url, key, prefix = server
+        env |= {
+            "INTEREST_QDRANT_URL": url,
+            "INTEREST_QDRANT_API_KEY": key,
+            "INTEREST_QDRANT_COLLECTION_PREFIX": prefix,
+        }
     log_path = workdir / "worker.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
