@@ -3,13 +3,15 @@
     for line, row in csv_rows(path, required=("user_id", "ts"), optional=("rating",)):
         row["user_id"], row.get("rating")      # only the named columns, always strings
 
-A missing file, a header without a required column, a row with too few or too many fields,
-and bytes that are not UTF-8 raise :class:`DataError`.
+A missing file (or a folder where a file belongs), a header without a required column, a
+row with too few or too many fields, and bytes that are not UTF-8 raise :class:`DataError`;
+:func:`number` does so for a field that is not a number. A UTF-8 byte-order mark is skipped.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,9 +31,13 @@ def csv_rows(
     """(line number, row) for each data row, holding the required and present optional
     columns. ``not_found_hint`` is added to the error for a missing file."""
     try:
-        fh = path.open(newline="", encoding="utf-8")
+        fh = path.open(newline="", encoding="utf-8-sig")  # a byte-order mark is skipped
     except FileNotFoundError:
         raise DataError(f"{path} not found{not_found_hint}") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder, not a CSV file{not_found_hint}") from None
+    except NotADirectoryError:
+        raise DataError(f"{path.parent} is a file, not a folder{not_found_hint}") from None
     with fh:
         reader = csv.DictReader(fh)
         try:
@@ -52,3 +58,14 @@ def csv_rows(
                 yield reader.line_num, {c: row[c] for c in columns}
         except (UnicodeDecodeError, csv.Error) as exc:
             raise DataError(f"{path}:{reader.line_num}: {exc}") from None
+
+
+def number(path: Path, line: int, column: str, text: str) -> float:
+    """A finite number from a CSV field, or a :class:`DataError` naming the file and line."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise DataError(f"{path}:{line}: {column} must be a number, not {text!r}")
+    return value

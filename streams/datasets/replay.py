@@ -32,7 +32,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
-from streams.datasets.csvrows import csv_rows
+from streams.datasets.csvrows import csv_rows, number
 from streams.errors import StreamError
 from streams.kafka.client import kafka_security
 from streams.kafka.groups import wait_caught_up
@@ -66,8 +66,9 @@ def movielens_items(path: Path) -> Iterator[Record]:
 def movielens_events(path: Path) -> list[Record]:
     events = []
     ratings = csv_rows(path / "ratings.csv", ("userId", "movieId", "rating", "timestamp"), (), HINT)
-    for _, row in ratings:
-        rating, ts = float(row["rating"]), float(row["timestamp"])
+    for line, row in ratings:
+        rating = number(path / "ratings.csv", line, "rating", row["rating"])
+        ts = number(path / "ratings.csv", line, "timestamp", row["timestamp"])
         topic = rating_topic(rating)
         value = {
             "event_id": f"r{row['userId']}-{row['movieId']}-{row['timestamp']}",
@@ -78,8 +79,8 @@ def movielens_events(path: Path) -> list[Record]:
         }
         events.append(Record(topic, row["userId"], value, ts))
     tags = csv_rows(path / "tags.csv", ("userId", "movieId", "tag", "timestamp"), (), HINT)
-    for n, (_, row) in enumerate(tags):
-        ts = float(row["timestamp"])
+    for n, (line, row) in enumerate(tags):
+        ts = number(path / "tags.csv", line, "timestamp", row["timestamp"])
         value = {
             "event_id": f"t{n}",
             "user_id": row["userId"],
@@ -88,8 +89,15 @@ def movielens_events(path: Path) -> list[Record]:
             "text": row["tag"],
         }
         events.append(Record("reviews", row["userId"], value, ts))
-    events.sort(key=lambda r: (r.ts, int(r.value["user_id"]), int(r.value["item_id"])))
+    events.sort(key=lambda r: (r.ts, id_order(r.value["user_id"]), id_order(r.value["item_id"])))
     return events
+
+
+def id_order(item_or_user_id: str) -> tuple[int, int, str]:
+    """Ids in numeric order when they are numbers (MovieLens), else in text order after
+    them: ids may be any strings."""
+    text = item_or_user_id.strip()
+    return (0, int(text), "") if text.isdigit() else (1, 0, text)
 
 
 async def publish(

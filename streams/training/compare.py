@@ -64,6 +64,12 @@ def cold_items(split: Split, share: float) -> np.ndarray:
     return np.sort(order[len(order) - round(share * len(order)) :])
 
 
+def best_index(scores: list[tuple[float, float]]) -> int:
+    """The index of the best (Recall@10, NDCG@10) pair: Recall first, NDCG breaks ties.
+    (``np.argmax`` of the pairs would index the flattened array.)"""
+    return max(range(len(scores)), key=lambda k: scores[k])
+
+
 def _mean_std(rows: list[dict[str, float]]) -> dict[str, Any]:
     out: dict[str, Any] = {"seeds": len(rows)}
     for k in KEYS:
@@ -104,7 +110,7 @@ def compare(
         heads.append(((val["recall@10"], val["ndcg@10"]), head, record))
         full.append(summary(_head_ranks(split, head, vectors, True), n))
         text.append(summary(_head_ranks(split, head, vectors, False), n))
-    best_seed = int(np.argmax([h[0] for h in heads]))
+    best_seed = best_index([h[0] for h in heads])
     rows.append({"name": "learned head", **_mean_std(full), "train": "torch"})
     rows.append({"name": "learned head, text part", **_mean_std(text), "train": "torch"})
     records: dict[str, Any] = {"head": [r for _, _, r in heads]}

@@ -165,6 +165,14 @@ def test_bad_options_are_usage_errors_before_any_work(
     assert message in err and "Traceback" not in err
 
 
+def test_eval_of_a_folder_where_a_csv_belongs_is_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["eval", "--events", ".", "--items", "."]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder, not a CSV file" in err and "Traceback" not in err
+
+
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main(["--version"])

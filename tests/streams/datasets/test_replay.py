@@ -61,6 +61,37 @@ def test_a_folder_without_the_files_is_a_clear_error(tmp_path: Path) -> None:
         list(movielens_items(tmp_path))
 
 
+@pytest.mark.parametrize(
+    ("ratings", "message"),
+    [
+        ("1,1,abc,100", r"ratings\.csv:2: rating must be a number, not 'abc'"),
+        ("1,1,4.0,soon", r"ratings\.csv:2: timestamp must be a number, not 'soon'"),
+        ("1,1,nan,100", r"ratings\.csv:2: rating must be a number, not 'nan'"),
+    ],
+)
+def test_a_field_that_is_not_a_number_names_its_file_and_line(
+    tiny_movielens: Path, ratings: str, message: str
+) -> None:
+    (tiny_movielens / "ratings.csv").write_text(f"userId,movieId,rating,timestamp\n{ratings}\n")
+    with pytest.raises(StreamError, match=message):
+        movielens_events(tiny_movielens)
+
+
+def test_a_file_where_the_folder_belongs_is_a_clear_error(tiny_movielens: Path) -> None:
+    with pytest.raises(StreamError, match="is a file, not a folder: is --path a MovieLens"):
+        list(movielens_items(tiny_movielens / "ratings.csv"))
+
+
+def test_string_ids_and_a_byte_order_mark_are_read(tiny_movielens: Path) -> None:
+    """Ids may be any strings (numbers first, in numeric order, at equal times); a CSV
+    saved with a UTF-8 byte-order mark reads as without one."""
+    (tiny_movielens / "ratings.csv").write_bytes(
+        b"\xef\xbb\xbfuserId,movieId,rating,timestamp\nbob,m2,4.0,100\n10,1,4.0,100\n9,1,3.0,100\n"
+    )
+    events = [r for r in movielens_events(tiny_movielens) if r.topic != "reviews"]
+    assert [(r.key, r.value["item_id"]) for r in events] == [("9", "1"), ("10", "1"), ("bob", "m2")]
+
+
 @pytest.mark.kafka
 def test_waiting_for_items_without_a_worker_is_a_clear_error(kafka_broker, tiny_movielens) -> None:
     settings = Settings(

@@ -270,3 +270,11 @@ def test_train_refuses_bad_options_with_one_line(
     args = ["train", "--dataset", "movielens", "--path", "../shared/data/movielens-latest-small"]
     assert main([*args, "--model", str(tiny_root), *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_best_seed_is_chosen_by_recall_then_ndcg() -> None:
+    from streams.training.compare import best_index
+
+    # np.argmax of these pairs is 5, an index into the flattened array: no such seed.
+    assert best_index([(0.10, 0.05), (0.12, 0.06), (0.11, 0.07)]) == 1
+    assert best_index([(0.12, 0.05), (0.12, 0.06), (0.11, 0.9)]) == 1
