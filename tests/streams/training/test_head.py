@@ -275,6 +275,6 @@ def test_train_refuses_bad_options_with_one_line(
 def test_the_best_seed_is_chosen_by_recall_then_ndcg() -> None:
     from streams.training.compare import best_index
 
-    # np.argmax of these pairs is 5, an index into the flattened array: no such seed.
+    # np.argmax of these pairs indexes the flattened array: 2 here, and up to 5 for 3 seeds.
     assert best_index([(0.10, 0.05), (0.12, 0.06), (0.11, 0.07)]) == 1
     assert best_index([(0.12, 0.05), (0.12, 0.06), (0.11, 0.9)]) == 1
