@@ -17,9 +17,14 @@ $(PY):
 setup: $(PY) ## create .venv and install the package with the train and dev extras
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[train,dev]'
+	touch $(VENV)/.installed
+
+# A fresh clone's `make test` sets up first (the suite starts the broker it needs itself).
+$(VENV)/.installed:
+	$(MAKE) setup
 
 .PHONY: test
-test: ## run the whole test suite
+test: $(VENV)/.installed ## run the whole test suite (sets up first on a fresh clone)
 	$(PY) -m pytest
 
 .PHONY: lint

@@ -15,7 +15,11 @@ from streams.cli.common import (
 
 def add_parsers(sub: Any) -> None:
     kafka = sub.add_parser("kafka", help="the local single-node Kafka broker (KRaft)")
-    kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.add_argument(
+        "action",
+        choices=["start", "stop", "status"],
+        help="start and stop are idempotent; status exits 0 when running, 1 when not",
+    )
     kafka.add_argument(
         "--home",
         type=Path,
@@ -39,12 +43,12 @@ def cmd_kafka(args: argparse.Namespace) -> int:
     state = getattr(broker, args.action)()
     if args.json:
         print_json(state)
+    elif state["running"]:
+        print(f"kafka running on {state['bootstrap']} (pid {state['pid']}, log {state['log']})")
     else:
-        print(
-            f"kafka {'running' if state['running'] else 'stopped'} "
-            f"on {state['bootstrap']} (pid {state['pid']}, log {state['log']})"
-        )
-    return 0
+        print(f"kafka stopped on {state['bootstrap']} (log {state['log']})")
+    # `status` answers like a service manager's: 0 running, 1 not (scripts can test it).
+    return 1 if args.action == "status" and not state["running"] else 0
 
 
 def cmd_topics(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import unicodedata
 from typing import Any
 
 from streams.cli.common import (
@@ -50,7 +51,16 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         )
     else:
         concepts = ", ".join(f"{c['label']} {c['p']:.2f}" for c in user.payload["concepts"])
-        print(f"user {args.user_id} ({user.payload['event_count']} events; {concepts})")
+        user_id = printable(args.user_id)
+        print(f"user {user_id} ({user.payload['event_count']} events; {concepts})")
         for r in rows:
-            print(f"  {r['score']:.3f}  {r['item_id']:>7}  {r['text']}")
+            print(f"  {r['score']:.3f}  {printable(r['item_id']):>7}  {printable(r['text'])}")
     return 0
+
+
+def printable(text: str) -> str:
+    """Producers' text for a terminal: control and format characters (an escape sequence
+    that would recolour or clear the screen, a newline) shown escaped, as ``\\x1b``."""
+    return "".join(
+        c if unicodedata.category(c) not in ("Cc", "Cf") else ascii(c)[1:-1] for c in text
+    )

@@ -57,7 +57,18 @@ class EdgeStore(Store):
         if shard is None:
             if not (self.root / name).is_dir():
                 raise StoreError(f"Qdrant Edge: no collection {name!r} under {self.root}")
-            shard = self.shards[name] = qe.EdgeShard.load(str(self.root / name))
+            try:
+                shard = qe.EdgeShard.load(str(self.root / name))
+            except Exception as exc:
+                if "WouldBlock" not in str(exc):
+                    raise StoreError(f"Qdrant Edge: cannot open {self.root / name}: {exc}") from exc
+                raise StoreError(
+                    f"the embedded store {self.root} is held by another process (a running "
+                    "worker: one process at a time); stop it to read the store here, or run "
+                    "the workers on a Qdrant server (INTEREST_QDRANT_URL), which any number "
+                    "of readers can query while they run"
+                ) from None
+            self.shards[name] = shard
         return shard
 
     def collections(self) -> set[str]:

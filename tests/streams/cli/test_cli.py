@@ -197,3 +197,20 @@ def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
             main([*command, "--help"])
         assert done.value.code == 0, command
         assert "usage: interest-stream" in capsys.readouterr().out
+
+
+def test_kafka_status_of_a_stopped_broker_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.streams.kafka_helpers import free_port
+
+    assert main(["kafka", "status", "--home", str(tmp_path), "--port", str(free_port())]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("kafka stopped on 127.0.0.1:") and "pid" not in out
+
+
+def test_recommend_shows_producers_control_characters_escaped() -> None:
+    from streams.cli.recommend import printable
+
+    assert printable("Heat \x1b[2J (1995)\n") == "Heat \\x1b[2J (1995)\\n"
+    assert printable("Amélie, 東京") == "Amélie, 東京"  # letters of any script are kept

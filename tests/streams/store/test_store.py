@@ -243,3 +243,32 @@ def test_two_deployments_on_one_server_keep_apart_by_prefix(qdrant_server) -> No
 def test_a_prefix_on_the_embedded_store_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=r"embedded store .* belongs to one deployment"):
         open_store(path=tmp_path / "edge", backend="edge", prefix="x_")
+
+
+def test_an_embedded_store_held_by_another_process_is_one_clear_error(tmp_path: Path) -> None:
+    """What `recommend` met while a worker ran: a 20-line WAL traceback before."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "edge"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, numpy as np; from pathlib import Path; "
+            "from streams.store import open_store; "
+            f"s = open_store(path=Path({str(root)!r}), backend='edge'); "
+            "s.ensure_version('v1', 3); s.upsert_items('v1', [('x', np.ones(3), {})]); "
+            "print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        reader = open_store(path=root, backend="edge")
+        with pytest.raises(StoreError, match=r"is held by another process.*INTEREST_QDRANT_URL"):
+            reader.count("items")
+        reader.close()
+    finally:
+        holder.communicate(b"")
