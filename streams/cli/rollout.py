@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from typing import Any
 
 from streams.cli.common import (
@@ -64,6 +65,12 @@ def add_parsers(sub: Any) -> None:
         "drop", help="delete the collections of a model version no alias serves (after a roll-out)"
     )
     drop.add_argument("version")
+    drop.add_argument(
+        "--dry-run", action="store_true", help="say what would be deleted, delete nothing"
+    )
+    drop.add_argument(
+        "--yes", action="store_true", help="do not ask (needed where stdin is not a terminal)"
+    )
     drop.add_argument("--json", action="store_true")
     drop.set_defaults(func=cmd_drop)
 
@@ -119,13 +126,37 @@ def cmd_drop(args: argparse.Namespace) -> int:
     from streams.settings import load_settings
     from streams.store import store_for
 
+    from streams.errors import StreamError
+    from streams.store import ITEMS, USERS, collection
+
     store = store_for(load_settings())
     try:
-        dropped = store.drop(args.version)
+        if args.version == store.serving():
+            raise StreamError(f"version {args.version} is served by the aliases: switch first")
+        names = [collection(k, args.version) for k in (ITEMS, USERS)]
+        found = {n: store.count(n) for n in names if n in store.collections()}
+        what = ", ".join(f"{n} ({c:,} points)" for n, c in found.items())
+        if args.dry_run or not found:
+            dropped: list[str] = []
+        elif args.yes or _confirm(f"delete {what}? [y/N] "):
+            dropped = store.drop(args.version)
+        else:
+            raise StreamError(
+                f"drop would delete {what}: add --yes to confirm (--dry-run to see only)"
+            )
     finally:
         store.close()
     if args.json:
-        print_json({"dropped": dropped})
+        print_json({"dropped": dropped, "would_drop": list(found) if args.dry_run else []})
+    elif args.dry_run:
+        print(f"would drop {what or 'nothing (no such collections)'}")
     else:
         print(f"dropped {', '.join(dropped) or 'nothing (no such collections)'}")
     return 0
+
+
+def _confirm(question: str) -> bool:
+    """Ask on a terminal; False where stdin is not one (a script must say --yes)."""
+    if not sys.stdin.isatty():
+        return False
+    return input(question).strip().lower() in ("y", "yes")

@@ -214,3 +214,25 @@ def test_recommend_shows_producers_control_characters_escaped() -> None:
 
     assert printable("Heat \x1b[2J (1995)\n") == "Heat \\x1b[2J (1995)\\n"
     assert printable("Amélie, 東京") == "Amélie, 東京"  # letters of any script are kept
+
+
+def test_drop_says_what_it_would_delete_and_asks_for_yes_off_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+
+    from streams.store import open_store
+
+    path = tmp_path / "qdrant"
+    store = open_store(path=path)
+    store.ensure_version("v1", 4)
+    store.ensure_version("v2", 4)
+    store.upsert_items("v2", [("a", np.ones(4), {})])
+    store.close()
+    monkeypatch.setenv("INTEREST_QDRANT_PATH", str(path))
+    assert main(["drop", "v2", "--dry-run"]) == 0
+    assert "would drop items__v2 (1 points), users__v2 (0 points)" in capsys.readouterr().out
+    assert main(["drop", "v2"]) == 2  # stdin is no terminal here: --yes is needed
+    assert "add --yes to confirm" in capsys.readouterr().err
+    assert main(["drop", "v2", "--yes"]) == 0
+    assert "dropped items__v2, users__v2" in capsys.readouterr().out
