@@ -108,3 +108,18 @@ def test_the_scripts_import_what_exists() -> None:
                 assert hasattr(imported, name), f"{script.name}: {module} has no {name}"
         for module in re.findall(r"python -m (streams\.[\w.]+)", text):
             assert importlib.util.find_spec(module) is not None, f"{script.name}: {module}"
+
+
+def test_the_readme_opens_with_the_picture_the_two_commands_and_a_true_contents() -> None:
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    top = text[: text.index("## Status")]
+    picture = re.search(r"!\[[^\]]+\]\((docs/[^)]+)\)", top)
+    assert picture and (ROOT / picture.group(1)).is_file()
+    assert "make demo" in top and "make test" in top
+    headings = re.findall(r"^## (.+)$", text, flags=re.M)
+    listed = re.findall(r"^- \[(.+)\]\(#([\w-]+)\)$", top, flags=re.M)
+    assert [name for name, _ in listed] == [h for h in headings if h != "Contents"]
+    for name, anchor in listed:  # GitHub's anchors: lower case, spaces to -, no punctuation
+        assert anchor == re.sub(r"[^\w\- ]", "", name.lower()).replace(" ", "-")
