@@ -149,6 +149,16 @@ def check_key(key: bytes | None, user_id: str) -> None:
         raise KeyMismatch(
             f"the record has no key; events must be keyed by their user_id {user_id!r}"
         )
+    if (
+        len(key) == 8
+        and user_id.lstrip("-").isdigit()
+        and int.from_bytes(key, "big", signed=True) == int(user_id)
+    ):
+        raise KeyMismatch(
+            f"the record's key is user {user_id} as 8 bytes (a Java LongSerializer); key events "
+            "by the user id as a UTF-8 string (StringSerializer), so that every event of a "
+            "user lands in one partition"
+        )
     shown = key[:64].decode("utf-8", errors="replace")
     raise KeyMismatch(f"the record's key {shown!r} is not its user_id {user_id!r}")
 

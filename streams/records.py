@@ -4,9 +4,11 @@
     item = decode_item(raw, limits)
 
 Events are JSON objects (UTF-8) keyed by ``user_id``: ``event_id``, ``user_id``, ``item_id``,
-``ts`` (epoch seconds); reviews add ``text`` and may carry ``rating``. Any event may carry
-``type`` (``click``, ``view``, ``review``, ``negative``); without it, the topic decides. Ids
-may be strings or integers (MovieLens ids are numbers) and are kept as strings.
+``ts`` (epoch seconds; above 1e11, milliseconds); reviews add ``text`` and may carry
+``rating``. Any event may carry ``type`` (``click``, ``view``, ``review``, ``negative``);
+without it, the topic decides. Ids may be strings or integers (MovieLens ids are numbers)
+and are kept as strings. The contract, with an example and a JSON Schema per topic: the
+README's "Producing events", docs/schemas/.
 
 ``{"user_id": ..., "ts": ...}`` on the ``forget`` topic (``type`` is ``forget`` there, and
 nothing else is taken) asks to forget the user: everything up to ``ts`` (``event_id`` and
@@ -182,11 +184,18 @@ def _number(data: dict[str, Any], name: str) -> float:
     return value
 
 
+MS_FROM = 1e11  # a ts above this is in milliseconds: as seconds it would be the year 5138
+
+
 def _ts(data: dict[str, Any], limits: Limits) -> float:
+    """Epoch seconds; epoch milliseconds (what Kafka and Java producers use) are taken too:
+    the two ranges of plausible times are far apart, so the unit is never ambiguous."""
     try:
         ts = _number(data, "ts")
     except InvalidNumber:
         raise InvalidTimestamp("ts is not finite") from None
+    if ts > MS_FROM:
+        ts /= 1000.0
     latest = time.time() + limits.max_future_s
     if not limits.min_ts <= ts <= latest:
         raise InvalidTimestamp(

@@ -123,11 +123,9 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
 
 def cmd_drop(args: argparse.Namespace) -> int:
-    from streams.settings import load_settings
-    from streams.store import store_for
-
     from streams.errors import StreamError
-    from streams.store import ITEMS, USERS, collection
+    from streams.settings import load_settings
+    from streams.store import ITEMS, USERS, collection, store_for
 
     store = store_for(load_settings())
     try:

@@ -1,0 +1,93 @@
+"""The producer contract as the README states it: every example decodes, matches its
+topic's JSON Schema (docs/schemas/), and is keyed as the README says; point ids are what
+a service in another language computes from the README's rule."""
+
+from __future__ import annotations
+
+import re
+import struct
+import uuid
+from pathlib import Path
+
+import jsonschema
+import orjson
+import pytest
+
+from streams.errors import InvalidTimestamp, KeyMismatch, RecordError
+from streams.processor import check_key
+from streams.records import Limits, decode_event, decode_feedback, decode_item
+from streams.store import point_id
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPICS = ("clicks", "views", "reviews", "items", "feedback", "forget")
+EXAMPLE = re.compile(r"^\*\*(\w+)\*\* \(key `\"([^\"]+)\"`[^)]*\)\n\n```json\n(.+?)\n```", re.M)
+
+
+def readme_examples() -> list[tuple[str, str, bytes]]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Producing events") : text.index("## The stream")]
+    return [(t, key, raw.encode()) for t, key, raw in EXAMPLE.findall(section)]
+
+
+def schema(topic: str) -> dict:
+    return orjson.loads((ROOT / "docs" / "schemas" / f"{topic}.schema.json").read_bytes())
+
+
+def test_the_readme_has_one_example_per_topic() -> None:
+    assert [t for t, _, _ in readme_examples()] == list(TOPICS)
+
+
+@pytest.mark.parametrize(("topic", "key", "raw"), readme_examples(), ids=lambda x: str(x)[:12])
+def test_every_readme_example_decodes_and_matches_its_schema(
+    topic: str, key: str, raw: bytes
+) -> None:
+    value = orjson.loads(raw)
+    jsonschema.Draft202012Validator(schema(topic)).validate(value)
+    limits = Limits()
+    if topic == "items":
+        assert decode_item(raw, limits).item_id == key
+    elif topic == "feedback":
+        assert decode_feedback(raw, limits).user_id == key
+    else:
+        event = decode_event(topic, raw, limits)
+        check_key(key.encode(), event.user_id)
+        assert 1.6e9 < event.ts < 1.8e9  # the milliseconds example is read as seconds
+
+
+def test_the_schemas_are_valid_and_refuse_what_the_decoder_refuses() -> None:
+    for topic in TOPICS:
+        jsonschema.Draft202012Validator.check_schema(schema(topic))
+    clicks = jsonschema.Draft202012Validator(schema("clicks"))
+    for bad in (
+        {"user_id": "42", "item_id": "7", "ts": 1.7e9},  # no event_id
+        {"event_id": "e", "user_id": "42", "item_id": "7", "ts": "soon"},
+        {"event_id": "e", "user_id": "", "item_id": "7", "ts": 1.7e9},
+        {"event_id": "e", "user_id": "42", "item_id": "7", "ts": 1.7e9, "rating": 11},
+    ):
+        assert not clicks.is_valid(bad), bad
+        with pytest.raises(RecordError):
+            decode_event("clicks", orjson.dumps(bad), Limits())
+
+
+def test_a_timestamp_in_milliseconds_is_the_same_time_in_seconds() -> None:
+    base = {"event_id": "e", "user_id": "42", "item_id": "7"}
+    seconds = decode_event("clicks", orjson.dumps(base | {"ts": 1_700_000_000.5}), Limits())
+    millis = decode_event("clicks", orjson.dumps(base | {"ts": 1_700_000_000_500}), Limits())
+    assert millis.ts == seconds.ts == 1_700_000_000.5
+    with pytest.raises(InvalidTimestamp):  # far in the future, whichever unit
+        decode_event("clicks", orjson.dumps(base | {"ts": 9e13}), Limits())
+
+
+def test_a_java_long_serializer_key_is_named_as_such() -> None:
+    with pytest.raises(KeyMismatch, match=r"LongSerializer.*UTF-8 string"):
+        check_key(struct.pack(">q", 42), "42")
+    with pytest.raises(KeyMismatch, match="is not its user_id"):
+        check_key(b"43", "42")
+
+
+def test_point_ids_follow_the_readme_rule() -> None:
+    namespace = uuid.UUID("6f1d8c2a-5b7e-4c1f-9a3d-2e8b7c6d5f40")
+    assert point_id("user", "42") == str(uuid.uuid5(namespace, "user:42"))
+    assert point_id("item", "movie-7") == str(uuid.uuid5(namespace, "item:movie-7"))
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert str(namespace) in text and "`user:<user id>`" in text
