@@ -188,6 +188,112 @@ class Settings(BaseSettings):
         return f"{self.topic_prefix}{name}"
 
 
+# What each setting means: `interest-stream settings` prints it beside the type and default
+# (streams/settings_doc.py); a test keeps it in step with the fields.
+MEANINGS = {
+    # Kafka
+    "kafka_bootstrap": "Kafka bootstrap servers, host:port[,host:port]",
+    "kafka_security_protocol": "how clients talk to the brokers (SASL_SSL for a secured cluster)",
+    "kafka_sasl_mechanism": "SASL login mechanism; goes with a SASL_* protocol and a username",
+    "kafka_sasl_username": "SASL user",
+    "kafka_sasl_password": "SASL password (a secret: never printed)",
+    "kafka_ssl_cafile": "CA certificate (PEM) the client trusts for SSL / SASL_SSL",
+    "topic_prefix": (
+        "prefix of every topic and consumer-group changelog (deployments on one cluster)"
+    ),
+    "topic_partitions": (
+        "partitions of the topics the stream creates: the most workers that share work"
+    ),
+    "topic_replication": (
+        "replicas of every topic the stream creates, changelogs included (a real cluster: 3)"
+    ),
+    "topic_min_insync_replicas": (
+        "replicas a write must reach (a real cluster: 2; unset: the broker's default)"
+    ),
+    "consumer_group": "the workers' consumer group (and the Faust app id)",
+    "kafka_session_timeout_s": (
+        "how long the group waits for a silent worker before its partitions move on"
+    ),
+    # Qdrant
+    "qdrant_url": "a Qdrant server; unset: the embedded store under data_dir",
+    "qdrant_api_key": "the server's API key (a secret: never printed)",
+    "qdrant_path": "the embedded store's folder; ':memory:' for local mode in memory",
+    "qdrant_backend": (
+        "the embedded store when no URL is set: Qdrant Edge or qdrant-client local mode"
+    ),
+    "qdrant_collection_prefix": (
+        "prefix of every collection and alias on a server (deployments sharing one)"
+    ),
+    "state_store": (
+        "user states in memory (restored from the changelog at start) or in RocksDB under data_dir"
+    ),
+    # Files
+    "data_dir": "where the worker keeps its files (embedded store, RocksDB, models by default)",
+    "model_dir": "a model version directory or a models root (default: data_dir/models)",
+    # Interest math
+    "half_life_short_s": "half-life of the short interest vector, seconds (a head serves its own)",
+    "half_life_long_s": "half-life of the long interest vector, seconds",
+    "weight_click": "weight of a click (without a head)",
+    "weight_view": "weight of a view (without a head)",
+    "weight_review": "weight of a review (without a head)",
+    "weight_negative": "weight of a negative event",
+    "rating_center": "a rated event weighs 2^((rating - center) / scale): 5 -> 2, 3 -> 1, 1 -> 0.5",
+    "rating_scale": "see rating_center",
+    "dedupe_window": (
+        "event ids remembered per user (16 bytes each); older events are refused as TooLate"
+    ),
+    "allowed_lateness_s": (
+        "also refuse events older than the user's latest event minus this (unset: no bound)"
+    ),
+    "concept_temperature": "softmax temperature of the concepts in a user's payload",
+    "concepts_top": "concepts kept in a user's payload",
+    "concept_vocab": "one concept label per line (default: the MovieLens genres)",
+    # Windows and batches
+    "window_events": "a partition's window is processed after this many events ...",
+    "window_ms": "... or this many ms after its first event",
+    "item_wait_ms": "look again this much later for an event's unknown item, then park the event",
+    "park_retry_s": "a parked event is tried again this often ...",
+    "park_max_s": "... until this long after its parking; then dead-lettered as UnknownItem",
+    "item_cache_entries": "item vectors cached in memory (0: none)",
+    "encoder_max_wait_ms": "the encoder waits at most this long to fill a micro-batch",
+    "encoder_max_batch_tokens": "tokens in one encoder micro-batch at most",
+    "encoder_max_pending": "texts waiting for the encoder at most (callers wait beyond: bounded)",
+    "encoder_provider": "ONNX Runtime provider: auto (CUDA when there is a GPU), cuda or cpu",
+    "encoder_threads": "ONNX Runtime CPU threads (default: all cores)",
+    "encoder_timeout_s": "a window whose texts are not encoded within this long is retried",
+    "unexpected_retries": (
+        "a window failing with an unexpected error is retried this often, then split"
+    ),
+    "stuck_after_s": "records waiting and no window done for this long: not ready (health)",
+    # Fine-tuning
+    "finetune_min_examples": (
+        "start a fine-tuning job once this many new examples arrived (0: never)"
+    ),
+    "finetune_every_s": "or once this long passed with at least one new example",
+    "finetune_steps": "steps of an encoder fine-tuning round",
+    # Roll-out
+    "rollout": (
+        "write both versions, backfill the new one, then switch the aliases (README, Roll-out)"
+    ),
+    "backfill_chunk": "records a backfill reads and merges at a time",
+    # Operations
+    "stats_file": (
+        "where the worker writes its counters and freshness samples each second (benchmarks)"
+    ),
+    "metrics_host": "address of the Prometheus endpoint",
+    "metrics_port": "port of the Prometheus endpoint (0: off)",
+    "log_level": "log level",
+    "log_format": "logs as text, or one JSON object a line",
+    # Records
+    "max_text_bytes": "a review's or an item's text at most, in UTF-8 bytes",
+    "min_ts": "events older than this (epoch seconds) are dead-lettered",
+    "max_future_s": "tolerated clock skew into the future, seconds",
+    "forget_on_event_topics": (
+        "take forget requests on clicks, views and reviews too (off: only the forget topic)"
+    ),
+}
+
+
 class SettingsError(StreamError):
     """Settings that cannot work: each problem names its ``INTEREST_*`` variable."""
 

@@ -4,10 +4,10 @@
     interest-stream bench encoder [--model DIR] [--json]
 
 Each module here (``export``, ``bench``, ``kafka``, ``produce``, ``recommend``,
-``evaluate``, ``train``, ``rollout``, ``finetune``, ``worker``) adds its parsers and owns their
-handlers; the domain logic lives in the domain's folder. Progress and steps go to stderr,
-figures to stdout (``--json`` for machines). Errors of our own packages print one line and
-exit 2; anything else is a bug and shows its traceback.
+``evaluate``, ``train``, ``rollout``, ``finetune``, ``worker``, ``settings``) adds its
+parsers and owns their handlers; the domain logic lives in the domain's folder. Progress
+and steps go to stderr, figures to stdout (``--json`` for machines). Errors of our own
+packages print one line and exit 2; anything else is a bug and shows its traceback.
 """
 
 from __future__ import annotations
@@ -26,12 +26,25 @@ from streams.cli import (
     produce,
     recommend,
     rollout,
+    settings,
     train,
     worker,
 )
 
 # In the order of `interest-stream --help`.
-FAMILIES = (export, bench, kafka, produce, recommend, evaluate, train, rollout, finetune, worker)
+FAMILIES = (
+    export,
+    bench,
+    kafka,
+    produce,
+    recommend,
+    evaluate,
+    train,
+    rollout,
+    finetune,
+    worker,
+    settings,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

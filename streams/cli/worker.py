@@ -8,7 +8,13 @@ from typing import Any
 
 
 def add_parsers(sub: Any) -> None:
-    worker = sub.add_parser("worker", help="run the Faust agents (settings from INTEREST_*)")
+    worker = sub.add_parser(
+        "worker",
+        help="run the Faust agents (settings from INTEREST_*)",
+        description="Runs the Faust agents. Every setting is an INTEREST_* environment "
+        "variable (or a line of .env): `interest-stream settings` lists each with its type, "
+        "default and meaning; `interest-stream settings --current` shows the values in effect.",
+    )
     worker.add_argument(
         "--loglevel",
         choices=["debug", "info", "warning", "error"],

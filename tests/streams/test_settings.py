@@ -87,3 +87,30 @@ def test_every_command_answers_bad_settings_with_one_line_and_no_secret(
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "INTEREST_KAFKA_SASL_MECHANISM" in lines[0]
+
+
+def test_every_setting_has_a_meaning_and_the_reference_lists_each_once(capsys) -> None:
+    """`interest-stream settings` is made from the class: a field without a meaning, or a
+    meaning without a field, fails here."""
+    import orjson
+
+    from streams.cli import main
+    from streams.settings import MEANINGS, Settings
+
+    assert set(MEANINGS) == set(Settings.model_fields)
+    assert all(MEANINGS.values())
+    assert main(["settings", "--json"]) == 0
+    rows = orjson.loads(capsys.readouterr().out)
+    assert [r["variable"] for r in rows] == [f"INTEREST_{n.upper()}" for n in Settings.model_fields]
+    window = next(r for r in rows if r["variable"] == "INTEREST_WINDOW_MS")
+    assert (window["type"], window["default"]) == ("float", "250.0")
+
+
+def test_settings_current_never_shows_a_secret(monkeypatch, capsys) -> None:
+    from streams.cli import main
+
+    monkeypatch.setenv("INTEREST_QDRANT_API_KEY", "s3cret-value")
+    monkeypatch.setenv("INTEREST_WINDOW_MS", "125")
+    assert main(["settings", "--current"]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret-value" not in out and "now: (set)" in out and "now: 125.0" in out
