@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: set up, export the default model, start Kafka and a worker, replay MovieLens,
 # print recommendations with concepts for a few users and the measured freshness, and stop
-# everything it started. Each run uses its own topics, consumer group and Qdrant folder.
+# everything it started (a broker already running is left running). Each run uses its own
+# topics, consumer group and folder under data/; the previous runs' folders are removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASET=${DATASET:-../shared/data/movielens-latest-small}
@@ -10,8 +11,14 @@ CLI=.venv/bin/interest-stream
 
 make setup
 [ -f data/models/CURRENT ] || $CLI export --out data/models
-$CLI kafka start
+started=no  # stop at the end only a broker this run started
+if ! $CLI kafka status >/dev/null; then
+    $CLI kafka start
+    started=yes
+fi
 
+# Each run's own folder; the folders of earlier runs are removed first (KEEP=1 keeps them).
+[ "${KEEP:-0}" = 1 ] || rm -rf data/demo[0-9]*
 run="demo$(date +%s)"
 export INTEREST_TOPIC_PREFIX="$run." INTEREST_CONSUMER_GROUP="$run"
 export INTEREST_DATA_DIR="data/$run" INTEREST_MODEL_DIR=data/models
@@ -23,7 +30,7 @@ $CLI worker >"data/$run/worker.log" 2>&1 &
 worker=$!
 cleanup() {
     kill "$worker" 2>/dev/null && wait "$worker" 2>/dev/null || true
-    $CLI kafka stop >/dev/null
+    [ "$started" = no ] || $CLI kafka stop >/dev/null
 }
 trap cleanup EXIT
 

@@ -9,7 +9,7 @@ CLI=.venv/bin/interest-stream
 
 [ -f data/models/CURRENT ] || $CLI export --out data/models
 started=no
-if ! $CLI kafka status --json | grep -q '"running":true'; then
+if ! $CLI kafka status >/dev/null; then
     $CLI kafka start
     started=yes
 fi
