@@ -73,6 +73,9 @@ def settings_with_model(model: Path | None) -> Any:
     return Settings(**(settings.model_dump() | {"model_dir": model}))
 
 
+TOP_K = 10  # the largest cut-off the protocol reports (Recall@10, NDCG@10)
+
+
 def split_and_settings(args: argparse.Namespace) -> tuple[Any, Any]:
     """The protocol's split of the chosen data, and the settings (``--model`` applied)."""
     from streams.errors import StreamError
@@ -97,6 +100,12 @@ def split_and_settings(args: argparse.Namespace) -> tuple[Any, Any]:
         f"{counts['users']} users, {counts['items']} items",
         file=sys.stderr,
     )
+    if counts["items"] <= TOP_K:
+        print(
+            f"warning: {counts['items']} items, not more than the {TOP_K} ranked: Recall@{TOP_K} "
+            "is 1.0 for any ranking here, so the figures below say nothing about quality",
+            file=sys.stderr,
+        )
     return split, settings
 
 

@@ -220,7 +220,9 @@ def test_train_compares_the_rows_and_writes_the_head(
     args += [str(tmp_path / "items.csv"), "--model", str(tiny_root), "--seeds", "2"]
     args += ["--epochs", "2", "--sasrec-epochs", "5", "--cold-share", "0.25", "--dim", "8"]
     assert main([*args, "--write", "--json"]) == 0
-    report = orjson.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    assert "warning: 8 items, not more than the 10 ranked" in captured.err  # a tiny catalogue
+    report = orjson.loads(captured.out)
     names = [r["name"] for r in report["rows"]]
     assert names == ["popularity", "zero-shot", "learned head", "learned head, text part", "SASRec"]
     assert all(r["seeds"] == 2 for r in report["rows"][2:])
