@@ -89,7 +89,8 @@ def export_model(
     )
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".export-", dir=out_root))
+    _remove_abandoned(out_root)
+    work = Path(tempfile.mkdtemp(prefix=f".export-{os.getpid()}-", dir=out_root))
     try:
         fp32 = work / "fp32.onnx"
         step(2, "exporting the fp32 graph (torch.onnx, pooling and normalisation inside)")
@@ -129,6 +130,26 @@ def export_model(
         created=result["created"],
         current=registry.current() == result["version"],
     )
+
+
+def _remove_abandoned(out_root: Path) -> None:
+    """Remove the work folders of exports whose process is gone (killed: no ``finally``
+    ran), about 100 MB each; a folder of a running export is left alone."""
+    for folder in out_root.glob(".export-*"):
+        pid = folder.name.split("-")[1]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _write_version(

