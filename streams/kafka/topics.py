@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.errors import StreamError
-from streams.kafka.client import kafka_security
+from streams.kafka.client import LoggedErrors, kafka_security, unreachable
 from streams.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -42,13 +42,11 @@ def ensure_topics(settings: Settings) -> list[str]:
     """Create the missing topics (``INTEREST_TOPIC_PARTITIONS``, ``_REPLICATION``,
     ``_MIN_INSYNC_REPLICAS``); a one-line StreamError when no broker answers or the
     cluster cannot hold them."""
-    try:
-        return asyncio.run(_ensure(settings))
-    except (KafkaError, OSError) as exc:
-        raise StreamError(
-            f"no Kafka broker at {settings.kafka_bootstrap} ({exc.__class__.__name__}: {exc}); "
-            "start one with `interest-stream kafka start`"
-        ) from exc
+    with LoggedErrors() as logged:
+        try:
+            return asyncio.run(_ensure(settings))
+        except (KafkaError, OSError) as exc:
+            raise unreachable(settings, exc, logged.text) from exc
 
 
 async def _ensure(settings: Settings) -> list[str]:

@@ -138,6 +138,12 @@ def test_a_wrong_password_or_no_tls_is_a_clear_error_without_the_secret(
             if not k.startswith("INTEREST_KAFKA_S")
         },
     }
+    cases["missing CA file"] = secure_env(secure_settings(broker, tmp_path / "no-such-ca.pem"))
+    expected = {
+        "wrong password": "refused the login",
+        "plaintext client": "no Kafka broker at",
+        "missing CA file": "no-such-ca.pem: no such file",
+    }
     for label, env in cases.items():
         done = subprocess.run(
             [sys.executable, "-m", "streams.cli", "topics", "--json"],
@@ -151,3 +157,4 @@ def test_a_wrong_password_or_no_tls_is_a_clear_error_without_the_secret(
         assert done.returncode != 0, label
         assert "error" in out.lower() and "Traceback" not in out, (label, out)
         assert wrong not in out and PASSWORD not in out, label
+        assert expected[label] in out, (label, out)
