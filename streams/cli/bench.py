@@ -7,12 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from streams.cli.common import (
-    DEFAULT_MODELS,
-    positive_ints,
-    print_figures,
-    print_json,
-)
+from streams.cli.common import DEFAULT_MODELS, JSON_HELP, positive_ints, print_figures, print_json
 
 
 def add_parsers(sub: Any) -> None:
@@ -25,7 +20,12 @@ def add_parsers(sub: Any) -> None:
         default=DEFAULT_MODELS,
         help="model version directory or models root (default: %(default)s)",
     )
-    enc.add_argument("--provider", choices=["auto", "cuda", "cpu"], default="auto")
+    enc.add_argument(
+        "--provider",
+        choices=["auto", "cuda", "cpu"],
+        default="auto",
+        help="ONNX Runtime provider (auto: CUDA when there is a GPU)",
+    )
     enc.add_argument("--texts", type=int, default=2000, help="texts per pass")
     enc.add_argument(
         "--mix",
@@ -33,7 +33,7 @@ def add_parsers(sub: Any) -> None:
         default="mixed",
         help="mixed: 80%% titles, 20%% long reviews; short32: 32-token texts",
     )
-    enc.add_argument("--rounds", type=int, default=3)
+    enc.add_argument("--rounds", type=int, default=3, help="passes; the best is reported")
     enc.add_argument("--callers", type=int, default=64, help="concurrent callers (throughput)")
     enc.add_argument(
         "--per-call", type=int, default=16, help="texts per encode() call (throughput)"
@@ -56,14 +56,16 @@ def add_parsers(sub: Any) -> None:
         default=None,
         help="another model version to time raw in the same rounds (e.g. fp32)",
     )
-    enc.add_argument("--json", action="store_true")
+    enc.add_argument("--json", action="store_true", help=JSON_HELP)
     enc.set_defaults(func=cmd_bench_encoder)
     e2e = bench_sub.add_parser("e2e", help="broker + worker + producer: events/s and freshness")
     e2e.add_argument("--events", type=int, default=100_000, help="throughput phase events")
     e2e.add_argument("--rate", type=float, default=1000.0, help="freshness phase events/s")
     e2e.add_argument("--seconds", type=float, default=20.0, help="freshness phase length")
-    e2e.add_argument("--items", type=int, default=500)
-    e2e.add_argument("--users", type=int, default=5000)
+    e2e.add_argument("--items", type=int, default=500, help="synthetic items in the catalogue")
+    e2e.add_argument(
+        "--users", type=int, default=5000, help="synthetic users the events spread over"
+    )
     e2e.add_argument(
         "--no-ceiling",
         dest="ceiling",
@@ -77,16 +79,16 @@ def add_parsers(sub: Any) -> None:
         help="also the throughput phase through N worker processes sharing one Qdrant server "
         "(INTEREST_QDRANT_URL, else the local binary), for each N: e.g. 1,2",
     )
-    e2e.add_argument("--json", action="store_true")
+    e2e.add_argument("--json", action="store_true", help=JSON_HELP)
     e2e.set_defaults(func=cmd_bench_e2e)
 
     soak = bench_sub.add_parser(
         "soak", help="a long run at a steady rate: the worker's memory and the lag, sampled"
     )
-    soak.add_argument("--minutes", type=float, default=30.0)
+    soak.add_argument("--minutes", type=float, default=30.0, help="how long the load runs")
     soak.add_argument("--rate", type=float, default=500.0, help="events per second (10%% reviews)")
     soak.add_argument("--sample-s", type=float, default=10.0, help="seconds between samples")
-    soak.add_argument("--json", action="store_true")
+    soak.add_argument("--json", action="store_true", help=JSON_HELP)
     soak.set_defaults(func=cmd_bench_soak)
 
     state = bench_sub.add_parser(
@@ -94,9 +96,13 @@ def add_parsers(sub: Any) -> None:
     )
     state.add_argument("--users", type=int, default=100_000, help="synthetic users, a click each")
     state.add_argument(
-        "--stores", nargs="+", choices=["memory", "rocksdb"], default=["memory", "rocksdb"]
+        "--stores",
+        nargs="+",
+        choices=["memory", "rocksdb"],
+        default=["memory", "rocksdb"],
+        help="state stores to measure (default: both)",
     )
-    state.add_argument("--json", action="store_true")
+    state.add_argument("--json", action="store_true", help=JSON_HELP)
     state.set_defaults(func=cmd_bench_state)
 
 

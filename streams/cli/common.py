@@ -57,7 +57,9 @@ def positive_ints(text: str) -> list[int]:
 
 
 def data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=["movielens"], default=None)
+    parser.add_argument(
+        "--dataset", choices=["movielens"], default=None, help="a known dataset, read from --path"
+    )
     parser.add_argument("--path", type=Path, default=None, help="the dataset folder (--dataset)")
     parser.add_argument("--events", type=Path, default=None, help="events.csv (generic pair)")
     parser.add_argument("--items", type=Path, default=None, help="items.csv (generic pair)")
@@ -117,6 +119,9 @@ def print_figures(result: dict[str, Any], as_json: bool) -> None:
     width = max(len(k) for k in result)
     for k, v in result.items():
         print(f"{k:<{width}}  {v}")
+
+
+JSON_HELP = "print the result as one JSON object on stdout (for scripts)"
 
 
 def print_json(data: Any) -> None:

@@ -7,11 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from streams.cli.common import (
-    data_arguments,
-    print_json,
-    split_and_settings,
-)
+from streams.cli.common import JSON_HELP, data_arguments, print_json, split_and_settings
 
 
 def add_parsers(sub: Any) -> None:
@@ -36,7 +32,7 @@ def add_parsers(sub: Any) -> None:
         help="also replay the test histories through Kafka, a worker and Qdrant and rank "
         "with Qdrant queries (needs the broker: interest-stream kafka start)",
     )
-    ev.add_argument("--json", action="store_true")
+    ev.add_argument("--json", action="store_true", help=JSON_HELP)
     ev.set_defaults(func=cmd_eval)
 
 

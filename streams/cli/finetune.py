@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.cli.common import (
+    JSON_HELP,
     data_arguments,
     print_json,
     settings_with_model,
@@ -26,19 +27,19 @@ def add_parsers(sub: Any) -> None:
     )
     data_arguments(ft)
     ft.add_argument("--model", type=Path, default=None, help="models root (default: settings')")
-    ft.add_argument("--rounds", type=int, default=1)
+    ft.add_argument("--rounds", type=int, default=1, help="gated rounds, one after another")
     ft.add_argument("--steps", type=int, default=100, help="training steps per round")
-    ft.add_argument("--batch-size", type=int, default=32)
-    ft.add_argument("--learning-rate", type=float, default=3e-5)
+    ft.add_argument("--batch-size", type=int, default=32, help="examples per step")
+    ft.add_argument("--learning-rate", type=float, default=3e-5, help="AdamW learning rate")
     ft.add_argument("--history", type=int, default=4, help="history items per user vector")
-    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--seed", type=int, default=0, help="random seed (sampling, dropout)")
     ft.add_argument(
         "--feedback",
         action="store_true",
         help="one round on the examples the feedback agent stored in the examples topic "
         "(what a worker's trigger runs) instead of a dataset",
     )
-    ft.add_argument("--json", action="store_true")
+    ft.add_argument("--json", action="store_true", help=JSON_HELP)
     ft.set_defaults(func=cmd_finetune)
 
 

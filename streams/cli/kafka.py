@@ -7,10 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from streams.cli.common import (
-    print_json,
-    tcp_port,
-)
+from streams.cli.common import JSON_HELP, print_json, tcp_port
 
 
 def add_parsers(sub: Any) -> None:
@@ -27,10 +24,10 @@ def add_parsers(sub: Any) -> None:
         help="jars, storage and log (default: %(default)s)",
     )
     kafka.add_argument("--port", type=tcp_port, default=9092, help="(default: %(default)s)")
-    kafka.add_argument("--json", action="store_true")
+    kafka.add_argument("--json", action="store_true", help=JSON_HELP)
     kafka.set_defaults(func=cmd_kafka)
     topics = sub.add_parser("topics", help="create the topics the settings name (idempotent)")
-    topics.add_argument("--json", action="store_true")
+    topics.add_argument("--json", action="store_true", help=JSON_HELP)
     topics.set_defaults(func=cmd_topics)
 
 

@@ -7,15 +7,14 @@ import math
 from pathlib import Path
 from typing import Any
 
-from streams.cli.common import (
-    positive_int,
-    print_json,
-)
+from streams.cli.common import JSON_HELP, positive_int, print_json
 
 
 def add_parsers(sub: Any) -> None:
     replay = sub.add_parser("replay", help="publish a dataset as events (MovieLens)")
-    replay.add_argument("--dataset", choices=["movielens"], default="movielens")
+    replay.add_argument(
+        "--dataset", choices=["movielens"], default="movielens", help="the dataset --path holds"
+    )
     replay.add_argument("--path", type=Path, required=True, help="the dataset folder")
     replay.add_argument("--rate", default="max", help="events per second, or 'max'")
     replay.add_argument("--limit", type=positive_int, default=None, help="first N events only")
@@ -33,14 +32,14 @@ def add_parsers(sub: Any) -> None:
         help="also send feedback derived from the ratings: positive from 4, negative up to 2, "
         "one second after each rating",
     )
-    replay.add_argument("--json", action="store_true")
+    replay.add_argument("--json", action="store_true", help=JSON_HELP)
     replay.set_defaults(func=cmd_replay)
 
     forget = sub.add_parser(
         "forget",
         help="ask the workers to forget a user: vector, state, history (README: Forgetting)",
     )
-    forget.add_argument("user_id")
+    forget.add_argument("user_id", help="the user to forget (every event up to now)")
     forget.add_argument(
         "--at", type=float, default=None, help="forget events up to this time (default: now)"
     )

@@ -7,19 +7,16 @@ import sys
 import unicodedata
 from typing import Any
 
-from streams.cli.common import (
-    positive_int,
-    print_json,
-)
+from streams.cli.common import JSON_HELP, positive_int, print_json
 
 
 def add_parsers(sub: Any) -> None:
     rec = sub.add_parser("recommend", help="the nearest items for a user (through the aliases)")
-    rec.add_argument("user_id")
+    rec.add_argument("user_id", help="the user, as producers key the events")
     rec.add_argument(
         "-k", type=positive_int, default=10, help="how many items (default: %(default)s)"
     )
-    rec.add_argument("--json", action="store_true")
+    rec.add_argument("--json", action="store_true", help=JSON_HELP)
     rec.set_defaults(func=cmd_recommend)
 
 

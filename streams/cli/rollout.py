@@ -7,10 +7,7 @@ import math
 import sys
 from typing import Any
 
-from streams.cli.common import (
-    print_figures,
-    print_json,
-)
+from streams.cli.common import JSON_HELP, print_figures, print_json
 
 
 def add_parsers(sub: Any) -> None:
@@ -27,7 +24,7 @@ def add_parsers(sub: Any) -> None:
         help="after a grace period, drop the collections of the version served before "
         "(unless the aliases moved back to it meanwhile)",
     )
-    sw.add_argument("--json", action="store_true")
+    sw.add_argument("--json", action="store_true", help=JSON_HELP)
     sw.set_defaults(func=cmd_switch)
 
     ro = sub.add_parser(
@@ -58,20 +55,20 @@ def add_parsers(sub: Any) -> None:
         metavar="SECONDS",
         help="with --switch: drop the version served before after a grace period",
     )
-    ro.add_argument("--json", action="store_true")
+    ro.add_argument("--json", action="store_true", help=JSON_HELP)
     ro.set_defaults(func=cmd_rollout)
 
     drop = sub.add_parser(
         "drop", help="delete the collections of a model version no alias serves (after a roll-out)"
     )
-    drop.add_argument("version")
+    drop.add_argument("version", help="the model version whose collections to delete")
     drop.add_argument(
         "--dry-run", action="store_true", help="say what would be deleted, delete nothing"
     )
     drop.add_argument(
         "--yes", action="store_true", help="do not ask (needed where stdin is not a terminal)"
     )
-    drop.add_argument("--json", action="store_true")
+    drop.add_argument("--json", action="store_true", help=JSON_HELP)
     drop.set_defaults(func=cmd_drop)
 
 

@@ -8,7 +8,7 @@ import dataclasses
 import sys
 from typing import Any
 
-from streams.cli.common import print_json
+from streams.cli.common import JSON_HELP, print_json
 
 
 def add_parsers(sub: Any) -> None:
@@ -20,7 +20,7 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="also the value each has here (environment and .env); secrets are never shown",
     )
-    st.add_argument("--json", action="store_true")
+    st.add_argument("--json", action="store_true", help=JSON_HELP)
     st.set_defaults(func=cmd_settings)
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from streams.cli.common import data_arguments, print_json, split_and_settings
+from streams.cli.common import JSON_HELP, data_arguments, print_json, split_and_settings
 
 # The user's sum decays by events by default: on MovieLens validation a 10-event half-life
 # beat 5 and 20 events and every time half-life tried (README, "The learned interest head").
@@ -52,7 +52,7 @@ def add_parsers(sub: Any) -> None:
         "no decay at all; the worker serves the head's own",
     )
     tr.add_argument("--epochs", type=int, default=30, help="at most (default: 30)")
-    tr.add_argument("--learning-rate", type=float, default=3e-3)
+    tr.add_argument("--learning-rate", type=float, default=3e-3, help="AdamW learning rate")
     tr.add_argument("--id-dropout", type=float, default=0.3, help="share of per-item parts dropped")
     tr.add_argument("--no-sasrec", dest="sasrec", action="store_false", help="skip SASRec")
     tr.add_argument("--sasrec-epochs", type=int, default=400, help="at most (default: 400)")
@@ -76,7 +76,7 @@ def add_parsers(sub: Any) -> None:
         help="with --write: make that version the one workers serve (CURRENT); roll it out "
         "as any new version (README, Roll-out)",
     )
-    tr.add_argument("--json", action="store_true")
+    tr.add_argument("--json", action="store_true", help=JSON_HELP)
     tr.set_defaults(func=cmd_train)
 
 

@@ -26,7 +26,7 @@ def add_parsers(sub: Any) -> None:
         "health", help="exit 0 if the worker's metrics endpoint says it is ready (healthcheck)"
     )
     health.add_argument("--url", help="default: http://<metrics_host>:<metrics_port>/metrics")
-    health.add_argument("--timeout", type=float, default=3.0)
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for an answer")
     health.set_defaults(func=cmd_health)
 
 

@@ -236,3 +236,17 @@ def test_drop_says_what_it_would_delete_and_asks_for_yes_off_a_terminal(
     assert "add --yes to confirm" in capsys.readouterr().err
     assert main(["drop", "v2", "--yes"]) == 0
     assert "dropped items__v2, users__v2" in capsys.readouterr().out
+
+
+def test_every_option_and_argument_has_help_text() -> None:
+    from streams.cli import build_parser
+
+    def bare(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from bare(sub, [*path, name])
+            elif not isinstance(action, argparse._HelpAction) and not action.help:
+                yield " ".join([*path, *(action.option_strings or [action.dest])])
+
+    assert list(bare(build_parser(), [])) == []
