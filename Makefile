@@ -54,6 +54,10 @@ soak: ## 30 minutes at 500 events/s (10% reviews): the worker's memory and the l
 	$(VENV)/bin/interest-stream bench soak --minutes 30 --rate 500 --json >data/soak.json
 	$(PY) -c "import json; r = json.load(open('data/soak.json')); [print(k, r[k]) for k in r if k != 'samples']"
 
+.PHONY: recovery
+recovery: ## kill -9 and restart, 5 runs each with dynamic and static membership: recovery times
+	bash scripts/recovery.sh
+
 .PHONY: reliability
 reliability: ## the fault scenarios against the local broker: README reliability table
 	bash scripts/reliability.sh

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     consumer_group: str = "interest-stream"
     # How long the group waits for a silent worker before its partitions move on.
     kafka_session_timeout_s: float = Field(60.0, gt=0)
+    # Static membership: a worker restarted under the same id takes its partitions back at
+    # once, without waiting out its dead predecessor's session (unset: dynamic membership).
+    consumer_instance_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,200}$")
 
     # Qdrant: a URL means a server; without one, the embedded store under data_dir.
     qdrant_url: str | None = None
@@ -211,6 +214,10 @@ MEANINGS = {
         "replicas a write must reach (a real cluster: 2; unset: the broker's default)"
     ),
     "consumer_group": "the workers' consumer group (and the Faust app id)",
+    "consumer_instance_id": (
+        "static membership: a worker restarted under the same id gets its partitions back "
+        "at once (one id per worker; unset: dynamic)"
+    ),
     "kafka_session_timeout_s": (
         "how long the group waits for a silent worker before its partitions move on"
     ),

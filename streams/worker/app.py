@@ -115,6 +115,7 @@ def faust_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_session_timeout=settings.kafka_session_timeout_s,
+        consumer_group_instance_id=settings.consumer_instance_id,
         # Faust's own topics (the state changelogs) as replicated as ours; its leader topic
         # (`<group>-__assignor-__leader`) is not made: nothing here runs on the leader only.
         topic_replication_factor=settings.topic_replication,

@@ -258,14 +258,17 @@ def test_bad_records_go_to_the_dlq_and_the_partition_keeps_moving(pipeline, reli
 
 
 @pytest.mark.reliability
-@pytest.mark.parametrize("store", ["memory", "rocksdb"])
+@pytest.mark.parametrize("store", ["memory", "rocksdb", "memory, static"])
 def test_a_killed_worker_recovers_its_state_and_counts_nothing_twice(
     pipeline, reliability, tmp_path: Path, store: str
 ) -> None:
     """kill -9 mid-stream and a restart, with the states in memory (restored from the
-    changelog) or in RocksDB (on disk, plus the changelog past them)."""
+    changelog) or in RocksDB (on disk, plus the changelog past them); and with static
+    membership (INTEREST_CONSUMER_INSTANCE_ID), which takes the partitions back at once."""
     prefix, worker, bootstrap, qdrant = pipeline
-    worker.env |= {"INTEREST_STATE_STORE": store}
+    worker.env |= {"INTEREST_STATE_STORE": store.split(",")[0]}
+    if store.endswith("static"):
+        worker.env |= {"INTEREST_CONSUMER_INSTANCE_ID": f"{prefix}w1"}
     worker.start()
     load_items(bootstrap, prefix, 10)
     clicks, records = round_robin(prefix, users=4, events=200, step_s=600.0)
@@ -294,6 +297,10 @@ def test_a_killed_worker_recovers_its_state_and_counts_nothing_twice(
         "rocksdb": (
             "worker killed, RocksDB states",
             "the same kill -9 with INTEREST_STATE_STORE=rocksdb",
+        ),
+        "memory, static": (
+            "worker killed, static membership",
+            "the same kill -9 with INTEREST_CONSUMER_INSTANCE_ID set (restarted under it)",
         ),
     }[store]
     account(qdrant, clicks, reliability, scenario, injected, recovery)
