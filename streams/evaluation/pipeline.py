@@ -6,7 +6,9 @@ ratings every event is a click) to private topics, after the items; a worker sub
 turns them into user vectors in its own embedded Qdrant. When the group has committed
 every event the worker stops, and each user is ranked by the call a downstream service
 makes (``Store.recommend``: the ``items`` alias queried with the user's ``short`` vector),
-the user's history excluded. The metrics must match the offline ``serving`` row.
+the user's history excluded. The metrics must match the offline ``serving`` row. For a
+head that decays by events, every event goes to ``clicks`` (views say so in ``type``): a
+user's events must arrive in their order, which Kafka keeps within one topic's partition.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from encoder.registry import resolve_model_dir
 from streams.datasets.replay import Record, publish, rating_topic
 from streams.errors import StreamError
 from streams.evaluation.metrics import MISS, TOP, metrics
 from streams.evaluation.protocol import Split
+from streams.head import load_head
 from streams.kafka.groups import wait_caught_up
 from streams.settings import Settings
 from streams.store import open_store
@@ -32,8 +36,11 @@ from streams.worker.spawn import private_settings, spawned_worker
 CATCH_UP_S = 3600.0
 
 
-def history_events(split: Split) -> list[Record]:
-    """The test split's histories as stream events, in time order (ties by user, item)."""
+def history_events(split: Split, one_topic: bool = False) -> list[Record]:
+    """The test split's histories as stream events, in time order (ties by user, item).
+    ``one_topic``: every event on ``clicks``, a view said by its ``type`` field, so that a
+    user's events arrive in this order (Kafka keeps order within a partition, not across
+    the clicks and views topics): what a head that decays by events needs."""
     records = []
     for u, user_id in enumerate(split.users):
         for j in range(split.history_length(u, "test")):
@@ -49,6 +56,8 @@ def history_events(split: Split) -> list[Record]:
             if split.ratings is not None:
                 value["rating"] = float(split.ratings[u][j])
                 topic = rating_topic(value["rating"])
+            if one_topic and topic != "clicks":
+                value["type"], topic = topic.rstrip("s"), "clicks"  # "views" -> a view
             records.append(Record(topic, user_id, value, ts))
     records.sort(key=lambda r: r.ts)  # stable: users, then their own order
     return records
@@ -63,7 +72,8 @@ def through_pipeline(split: Split, settings: Settings, progress: bool = True) ->
         Record("items", item_id, {"item_id": item_id, "text": text}, 0.0)
         for item_id, text in zip(split.items, split.texts, strict=True)
     ]
-    events = history_events(split)
+    head = load_head(resolve_model_dir(settings.models_root))
+    events = history_events(split, one_topic=head is not None and head.half_life_events is not None)
     with spawned_worker(run, workdir, settings.models_root) as worker:
         say(f"through the pipeline: worker log {worker.log}")
         asyncio.run(publish(items, run, None, progress, desc="items"))
