@@ -192,7 +192,7 @@ class Settings(BaseSettings):
 
 
 # What each setting means: `interest-stream settings` prints it beside the type and default
-# (streams/settings_doc.py); a test keeps it in step with the fields.
+# (streams/cli/settings.py); a test keeps it in step with the fields.
 MEANINGS = {
     # Kafka
     "kafka_bootstrap": "Kafka bootstrap servers, host:port[,host:port]",
