@@ -120,7 +120,8 @@ class InterestState:
         ``by_events``: the sums decay by events rather than by event time (a head trained
         so, streams/head.py): the event sits at the user's event count, so each weighs
         ``2^(-1/h)`` less per event that arrives after it. That depends on arrival order,
-        which Kafka keeps per user; a late event weighs as the newest."""
+        which Kafka keeps for a user's events on one topic, not across topics; a late event
+        weighs as the newest."""
         if self.verdict(event_id, ts, lateness) != FOLDED:
             return False
         self.seen[event_key(event_id)] = ts
@@ -284,16 +285,18 @@ def merge(older: InterestState, newer: InterestState, by_events: bool = False) -
     event had been folded into one state: by event time they do not depend on order. Decayed
     by events (``by_events``), ``older``'s events come first: ``newer``'s positions move up
     by ``older``'s event count, as if they had arrived after them."""
-    shift = {id(older): 0.0, id(newer): float(older.event_count) if by_events else 0.0}
-    landmarks = [s.landmark + shift[id(s)] for s in (older, newer) if s.landmark is not None]
-    landmark = max(landmarks) if landmarks else None
+    shift = float(older.event_count) if by_events else 0.0
+    # Each part's landmark on the merged clock.
+    parts = [
+        (s, s.landmark + d) for s, d in ((older, 0.0), (newer, shift)) if s.landmark is not None
+    ]
+    latest = max((at for _, at in parts), default=0.0)
+    landmark = latest if parts else None
     sums = {}
     for name, h in newer.half_lives.items():
         total = np.zeros_like(newer.sums[name])
-        for s in (older, newer):
-            if s.landmark is not None and landmark is not None:  # to the later landmark
-                at = s.landmark + shift[id(s)]
-                total += s.sums[name] * math.exp(LN2 / h * (at - landmark))  # <= 1
+        for s, at in parts:  # to the later landmark
+            total += s.sums[name] * math.exp(LN2 / h * (at - latest))  # <= 1
         sums[name] = total
     floors = [f for f in (older.floor, newer.floor) if f is not None]
     recent = deque(dict.fromkeys(reversed([*older.recent_items, *newer.recent_items])))

@@ -151,8 +151,8 @@ def check_key(key: bytes | None, user_id: str) -> None:
         )
     if (
         len(key) == 8
-        and user_id.lstrip("-").isdigit()
-        and int.from_bytes(key, "big", signed=True) == int(user_id)
+        and user_id.removeprefix("-").isdigit()
+        and (int.from_bytes(key, "big", signed=True) == int(user_id))
     ):
         raise KeyMismatch(
             f"the record's key is user {user_id} as 8 bytes (a Java LongSerializer); key events "
