@@ -225,7 +225,7 @@ def _scale_out(
             prefix = f"{run.consumer_group}_"
             with contextlib.ExitStack() as procs:
                 started: list[SpawnedWorker] = []
-                for k in range(n):  # one at a time: each joins an idle group (see below)
+                for k in range(n):  # one at a time, each into an idle group (_wait_ready)
                     worker = procs.enter_context(
                         spawned_worker(
                             run,
