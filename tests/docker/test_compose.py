@@ -250,6 +250,23 @@ def test_images_are_pinned() -> None:
     assert (ROOT / ".dockerignore").read_text().startswith("#")
 
 
+def test_image_variables_default_to_the_pinned_images_the_example_names() -> None:
+    """Every image is a variable (a local run swaps it: `make compose-smoke`) whose default
+    in the compose file is what .env.example says; with none set, the official images."""
+    text = COMPOSE.read_text()
+    defaults = {m[0]: m[2] for m in VARIABLE.findall(text) if m[0].endswith("_IMAGE")}
+    assert set(defaults) == {
+        "KAFKA_IMAGE", "QDRANT_IMAGE", "PROMETHEUS_IMAGE", "GRAFANA_IMAGE", "PYTHON_IMAGE"
+    }  # fmt: skip
+    example = env_example()
+    assert {k: example[k] for k in defaults} == defaults
+    (dockerfile_default,) = re.findall(r"^ARG PYTHON_IMAGE=(\S+)", DOCKERFILE.read_text(), re.M)
+    assert defaults["PYTHON_IMAGE"] == dockerfile_default
+    assert services()["kafka"]["image"] == "apache/kafka:4.0.0"
+    local = load(env_filled() | {"KAFKA_IMAGE": "localhost/kafka:x"})["services"]
+    assert local["kafka"]["image"] == "localhost/kafka:x"
+
+
 def test_prometheus_scrapes_the_metrics_port_of_every_worker() -> None:
     config = yaml.safe_load((DOCKER / "prometheus" / "prometheus.yml").read_text())
     port = int(services()["worker"]["environment"]["INTEREST_METRICS_PORT"])
