@@ -70,6 +70,11 @@ feedback-round: ## MovieLens replayed with feedback through a worker, then one f
 finetune-curve: ## MovieLens fine-tuning rounds in a scratch models root: README curve table
 	bash scripts/finetune_curve.sh
 
+.PHONY: compose-smoke
+compose-smoke: $(VENV)/.installed ## docker/compose.yml run for real with podman on local images: checks table
+	$(PY) -m pip install --quiet 'podman-compose==1.6.0'
+	$(PY) scripts/compose_smoke.py $(if $(README),--readme)
+
 .PHONY: bench-e2e
 bench-e2e: ## broker + worker + producer: sustained events/s and freshness
 	$(VENV)/bin/interest-stream bench e2e

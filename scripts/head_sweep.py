@@ -1,0 +1,61 @@
+"""`python scripts/head_sweep.py [NAME ...]`: the learned head at several settings on
+MovieLens, one line each: validation Recall@10 of the epoch kept (what a setting is chosen
+by), its epoch, test Recall@10 (read, never chosen by) and seconds, for SEEDS seeds
+(default 2). The names are the keys of SETTINGS; none: all of them.
+
+Needs the train extra and an encoder version (`make export`); reads
+DATASET (default ../shared/data/movielens-latest-small).
+"""
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from encoder.registry import resolve_model_dir
+from streams.evaluation.data import read_movielens
+from streams.evaluation.protocol import five_core, leave_one_out
+from streams.evaluation.run import encode_items
+from streams.settings import Settings
+from streams.training.compare import _head_ranks, summary
+from streams.training.head import HeadConfig, train_head
+
+BASE = HeadConfig(dim=128, half_life_events=10.0, epochs=40, patience=3)
+SETTINGS = {
+    "base": BASE,
+    "patience5": dataclasses.replace(BASE, patience=5),
+    "dim384": dataclasses.replace(BASE, dim=384, patience=5),
+    "dropout0.5": dataclasses.replace(BASE, id_dropout=0.5, patience=5),
+    "lr1e-3": dataclasses.replace(BASE, learning_rate=1e-3, patience=5),
+    "batch128": dataclasses.replace(BASE, batch_size=128, learning_rate=1e-3, patience=5),
+}
+
+
+def main(names: list[str]) -> None:
+    seeds = int(os.environ.get("SEEDS", "2"))
+    path = Path(os.environ.get("DATASET", "../shared/data/movielens-latest-small"))
+    data = read_movielens(path)
+    split = leave_one_out(five_core(data.interactions), data.texts)
+    settings = Settings()
+    vectors, _ = encode_items(split.texts, resolve_model_dir(settings.models_root), settings)
+    for name in names or list(SETTINGS):
+        val, test, epochs, seconds = [], [], [], []
+        for seed in range(seeds):
+            config = dataclasses.replace(SETTINGS[name], seed=seed)
+            head, record = train_head(split, vectors, config, progress=False)
+            val.append(record["epochs"][record["best_epoch"]]["validation"]["recall@10"])
+            test.append(summary(_head_ranks(split, head, vectors, True), len(split.items)))
+            epochs.append(record["best_epoch"])
+            seconds.append(record["seconds"])
+        print(
+            f"{name:<12} validation {np.mean(val):.4f} ({' '.join(f'{v:.4f}' for v in val)})  "
+            f"test {np.mean([t['recall@10'] for t in test]):.4f}  epochs {epochs}  "
+            f"{sum(seconds):.0f} s",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
