@@ -22,7 +22,10 @@ from streams.settings import Settings
 from streams.training.compare import _head_ranks, summary
 from streams.training.head import HeadConfig, train_head
 
-BASE = HeadConfig(dim=128, half_life_events=10.0, epochs=40, patience=3)
+# The settings before the sweep, spelled out (HeadConfig's defaults are now "batch128").
+BASE = HeadConfig(
+    dim=128, half_life_events=10.0, epochs=40, patience=3, batch_size=512, learning_rate=3e-3
+)
 SETTINGS = {
     "base": BASE,
     "patience5": dataclasses.replace(BASE, patience=5),

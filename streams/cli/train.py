@@ -17,6 +17,8 @@ DEFAULT_HALF_LIFE_EVENTS = 10.0
 
 
 def add_parsers(sub: Any) -> None:
+    from streams.training.head import HeadConfig  # its defaults are the options' (no torch)
+
     tr = sub.add_parser(
         "train",
         help="learn the interest head over the item vectors; compare it with popularity, "
@@ -51,8 +53,31 @@ def add_parsers(sub: Any) -> None:
         help="decay the user's sum by event time instead (order-independent), or 'none' for "
         "no decay at all; the worker serves the head's own",
     )
-    tr.add_argument("--epochs", type=int, default=30, help="at most (default: 30)")
-    tr.add_argument("--learning-rate", type=float, default=3e-3, help="AdamW learning rate")
+    tr.add_argument(
+        "--epochs",
+        type=int,
+        default=HeadConfig.epochs,
+        help=f"at most (default: {HeadConfig.epochs})",
+    )
+    tr.add_argument(
+        "--patience",
+        type=int,
+        default=HeadConfig.patience,
+        help="epochs without a better validation Recall@10 before stopping "
+        f"(default: {HeadConfig.patience})",
+    )
+    tr.add_argument(
+        "--batch-size",
+        type=int,
+        default=HeadConfig.batch_size,
+        help=f"training prefixes per step (default: {HeadConfig.batch_size})",
+    )
+    tr.add_argument(
+        "--learning-rate",
+        type=float,
+        default=HeadConfig.learning_rate,
+        help=f"AdamW learning rate (default: {HeadConfig.learning_rate:g})",
+    )
     tr.add_argument("--id-dropout", type=float, default=0.3, help="share of per-item parts dropped")
     tr.add_argument("--no-sasrec", dest="sasrec", action="store_false", help="skip SASRec")
     tr.add_argument("--sasrec-epochs", type=int, default=400, help="at most (default: 400)")
@@ -99,7 +124,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from encoder.registry import resolve_model_dir
     from streams.errors import StreamError
 
-    for name in ("seeds", "dim", "epochs", "sasrec_epochs", "sasrec_seeds"):
+    for name in (
+        "seeds",
+        "dim",
+        "epochs",
+        "patience",
+        "batch_size",
+        "sasrec_epochs",
+        "sasrec_seeds",
+    ):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise StreamError(f"--{name.replace('_', '-')} must be at least 1")
     if not 0 < args.learning_rate < math.inf:
@@ -151,6 +184,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         half_life_s=half_life,
         half_life_events=half_life_events,
         epochs=args.epochs,
+        patience=args.patience,
+        batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         id_dropout=args.id_dropout,
     )

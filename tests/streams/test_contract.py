@@ -1,12 +1,15 @@
-"""The producer contract as the README states it: every example decodes, matches its
+"""The contract as the README states it: every producer example decodes, matches its
 topic's JSON Schema (docs/schemas/), and is keyed as the README says; point ids are what
-a service in another language computes from the README's rule."""
+a service in another language computes from the README's rule; the downstream query that
+leaves out the user's own items runs as written."""
 
 from __future__ import annotations
 
 import re
 import struct
+import textwrap
 import uuid
+import warnings
 from pathlib import Path
 
 import jsonschema
@@ -91,3 +94,44 @@ def test_point_ids_follow_the_readme_rule() -> None:
     assert point_id("item", "movie-7") == str(uuid.uuid5(namespace, "item:movie-7"))
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert str(namespace) in text and "`user:<user id>`" in text
+
+
+def test_the_readme_query_that_leaves_out_the_history_runs_on_a_server(qdrant_server) -> None:
+    import json
+
+    import numpy as np
+    from qdrant_client import QdrantClient, models
+
+    from streams.store import UserPoint, open_store
+    from tests.conftest import unique_prefix
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.+?)\n\s*```", text, re.S)
+    code = next(b for b in blocks if "must_not" in b)
+    prefix = unique_prefix()
+    store = open_store(qdrant_server.url, qdrant_server.api_key, prefix=prefix)
+    store.ensure_version("v1", dimension=2)
+    near = [("a", 1.0, 0.0), ("c", 0.9, 0.1), ("b", 0.0, 1.0)]  # nearest the user first
+    store.upsert_items("v1", [(i, np.asarray(v, np.float32), {"text": i}) for i, *v in near])
+    vec = np.asarray([1.0, 0.0], np.float32)
+    store.upsert_users("v1", [UserPoint("u1", {"short": vec, "long": vec}, 1.0, 1, [], ["a"])])
+    with warnings.catch_warnings():  # a loopback server: the key is not on a wire
+        warnings.filterwarnings("ignore", "Api key is used with an insecure")
+        client = QdrantClient(
+            url=qdrant_server.url, api_key=qdrant_server.api_key, check_compatibility=False
+        )
+    scope = {
+        "client": client,
+        "models": models,
+        "uuid": uuid,
+        "json": json,
+        "NAMESPACE": uuid.UUID("6f1d8c2a-5b7e-4c1f-9a3d-2e8b7c6d5f40"),
+        "user_point_id": point_id("user", "u1"),
+    }
+    for alias in ("items", "users"):  # this test's collections carry a prefix
+        code = code.replace(f'"{alias}"', f'"{prefix}{alias}"')
+    exec(textwrap.dedent(code), scope)
+    assert [h.payload["item_id"] for h in scope["hits"]] == ["c", "b"]  # "a" was clicked
+    assert [h.payload["item_id"] for h in store.recommend("u1", exclude=["a"])] == ["c", "b"]
+    client.close()
+    store.close()

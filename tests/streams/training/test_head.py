@@ -261,6 +261,9 @@ def test_train_compares_the_rows_and_writes_the_head(
         (["--half-life", "soon"], "--half-life must be seconds > 0 or 'none'"),
         (["--half-life-events", "0"], "--half-life-events must be > 0"),
         (["--id-dropout", "1"], "--id-dropout must be in [0, 1)"),
+        (["--patience", "0"], "--patience must be at least 1"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--learning-rate", "0"], "--learning-rate must be a positive number"),
         (["--dim", "100000"], "exceeds the encoder's"),
     ],
 )
