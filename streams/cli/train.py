@@ -17,7 +17,7 @@ DEFAULT_HALF_LIFE_EVENTS = 10.0
 
 
 def add_parsers(sub: Any) -> None:
-    from streams.training.head import HeadConfig  # its defaults are the options' (no torch)
+    from streams.training.config import HeadConfig  # import-free: every subcommand builds this
 
     tr = sub.add_parser(
         "train",
@@ -78,7 +78,12 @@ def add_parsers(sub: Any) -> None:
         default=HeadConfig.learning_rate,
         help=f"AdamW learning rate (default: {HeadConfig.learning_rate:g})",
     )
-    tr.add_argument("--id-dropout", type=float, default=0.3, help="share of per-item parts dropped")
+    tr.add_argument(
+        "--id-dropout",
+        type=float,
+        default=HeadConfig.id_dropout,
+        help=f"share of per-item parts dropped in training (default: {HeadConfig.id_dropout:g})",
+    )
     tr.add_argument("--no-sasrec", dest="sasrec", action="store_false", help="skip SASRec")
     tr.add_argument("--sasrec-epochs", type=int, default=400, help="at most (default: 400)")
     tr.add_argument(
@@ -158,7 +163,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from streams.evaluation.report import train_table
     from streams.evaluation.run import encode_items
     from streams.training.compare import CompareConfig, compare
-    from streams.training.head import HeadConfig
+    from streams.training.config import HeadConfig
     from streams.training.versions import write_head_version
 
     split, settings = split_and_settings(args)

@@ -40,26 +40,9 @@ from streams.evaluation.protocol import Split, SplitName
 from streams.evaluation.rows import head_user_vectors as user_vectors
 from streams.evaluation.run import ranks_by_vectors
 from streams.head import Head, decay
+from streams.training.config import HeadConfig
 
 MIN_COEF = 1e-9  # decayed history entries below this weight are left out of a batch
-
-
-@dataclasses.dataclass(frozen=True)
-class HeadConfig:
-    dim: int = 128
-    half_life_s: float | None = None  # None: no decay by time
-    # Decay by events (x 2^(-1/h) per later event of the user): not order-independent, so
-    # the stream cannot fold it for late events; measured beside time half-lives.
-    half_life_events: float | None = None
-    # Chosen on MovieLens validation (scripts/head_sweep.py, README): batches of 128 at
-    # 1e-3 with patience 5 beat batches of 512 at 3e-3 with patience 3 (0.1787 vs 0.1566).
-    epochs: int = 40  # at most
-    patience: int = 5  # epochs without a better validation Recall@10 before stopping
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
-    id_dropout: float = 0.3
-    seed: int = 0
 
 
 def principal_projection(e: np.ndarray, dim: int) -> np.ndarray:

@@ -22,6 +22,18 @@ def test_runtime_imports_without_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_building_the_parser_loads_no_training_module() -> None:
+    # Every subcommand builds every parser; `train` reads its defaults from an import-free
+    # module, so `interest-stream kafka status` does not load the training job.
+    code = (
+        "import sys; from streams.cli import build_parser; build_parser();"
+        "bad = [m for m in ('streams.training.head', 'streams.evaluation', 'tqdm')"
+        " if m in sys.modules];"
+        "sys.exit(f'imported {bad}' if bad else 0)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_export_prints_json(tiny_source_dir: Path, tmp_path: Path, capsys) -> None:
     assert main(["export", "--model", str(tiny_source_dir), "--out", str(tmp_path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
