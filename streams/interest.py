@@ -35,6 +35,7 @@ user's watermark, which errs on the side of refusing, never of counting twice).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import math
 import struct
@@ -62,6 +63,7 @@ class StateFormatError(StreamError, ValueError):
     """Stored state bytes that this version cannot read."""
 
 
+@functools.lru_cache(maxsize=4096)  # an event's id is hashed for its verdict, then its fold
 def event_key(event_id: str) -> int:
     """A 64-bit hash of an event id: what the dedupe window remembers (8 bytes per id)."""
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
@@ -122,9 +124,10 @@ class InterestState:
         ``2^(-1/h)`` less per event that arrives after it. That depends on arrival order,
         which Kafka keeps for a user's events on one topic, not across topics; a late event
         weighs as the newest."""
-        if self.verdict(event_id, ts, lateness) != FOLDED:
+        key = event_key(event_id)
+        if self._verdict(key, ts, lateness) != FOLDED:
             return False
-        self.seen[event_key(event_id)] = ts
+        self.seen[key] = ts
         self._let_go(lateness, max(self.updated_at, ts))
         if item_id is not None:
             if item_id in self.recent_items:
@@ -149,7 +152,10 @@ class InterestState:
     def verdict(self, event_id: str, ts: float, lateness: float | None = None) -> str:
         """``DUPLICATE`` for a remembered event id, ``TOO_LATE`` for an event at or before
         the floor (:meth:`floor_at`), else ``FOLDED``: what :meth:`fold` would do."""
-        if event_key(event_id) in self.seen:
+        return self._verdict(event_key(event_id), ts, lateness)
+
+    def _verdict(self, key: int, ts: float, lateness: float | None) -> str:
+        if key in self.seen:
             return DUPLICATE
         floor = self.floor_at(lateness)
         return TOO_LATE if floor is not None and ts <= floor else FOLDED
@@ -157,10 +163,11 @@ class InterestState:
     def floor_at(self, lateness: float | None = None) -> float | None:
         """The latest event time that is refused: the floor, raised to the watermark minus
         the allowed ``lateness`` (None: no lateness bound, the dedupe window alone)."""
-        floors = [f for f in (self.floor,) if f is not None]
+        floor = self.floor
         if lateness is not None and self.event_count:
-            floors.append(self.updated_at - lateness)
-        return max(floors) if floors else None
+            late = self.updated_at - lateness
+            floor = late if floor is None else max(floor, late)
+        return floor
 
     def _let_go(self, lateness: float | None, watermark: float) -> None:
         """Forget the oldest ids beyond the window, and (with a lateness) the oldest that

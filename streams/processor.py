@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Container, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,7 @@ class ProcessorConfig:
     concepts_top: int = 3
     item_wait_s: float = 2.0
     item_cache_entries: int = 100_000
+    state_cache_users: int = 10_000
     encode_timeout_s: float = 30.0
     limits: Limits = dataclasses.field(default_factory=Limits)
 
@@ -126,6 +127,38 @@ class ProcessorConfig:
 def load_concepts(path: Path | None) -> tuple[str, ...]:
     lines = (path or DEFAULT_CONCEPTS).read_text(encoding="utf-8").splitlines()
     return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+class DecodedStates:
+    """The states a processor wrote last, kept decoded beside the very bytes object it put
+    into the table: reading such a user back is a lookup instead of
+    ``InterestState.from_bytes``.
+
+    An entry counts only while the table still holds that object (``is``, not ``==``): a
+    state restored from the changelog, or written by anyone else, is decoded afresh. An
+    entry is taken out when used, so a window that fails after folding (and is retried)
+    decodes the table's bytes again instead of reusing a half-folded state. At most
+    ``size`` users, the most recently written; 0 keeps none.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, tuple[bytes, InterestState]] = OrderedDict()
+
+    def take(self, user_id: str, data: bytes) -> InterestState | None:
+        entry = self._entries.pop(user_id, None)
+        return entry[1] if entry is not None and entry[0] is data else None
+
+    def put(self, user_id: str, data: bytes, state: InterestState) -> None:
+        if not self.size:
+            return
+        self._entries[user_id] = (data, state)
+        self._entries.move_to_end(user_id)
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class EncoderStalled(TransientError):
@@ -190,6 +223,11 @@ class EventProcessor:
         # arrival order, not by event time (InterestState.fold).
         self.by_events = head is not None and head.half_life_events is not None
         self._concepts = np.zeros((0, self.dimension), dtype=np.float32)
+        self.decoded = DecodedStates(config.state_cache_users)
+        # The events and parked agents share this processor and its states: one batch of
+        # events at a time, or two that touch one user would each fold onto the same old
+        # state and the later save would drop the other's events.
+        self._one_batch = asyncio.Lock()
 
     @property
     def version(self) -> str:
@@ -254,8 +292,9 @@ class EventProcessor:
         return out
 
     async def events(self, records: Sequence[RawRecord]) -> Outcome:
-        out, changed = await self.fold(records)
-        await self.save(changed, out)
+        async with self._one_batch:
+            out, changed = await self.fold(records)
+            await self.save(changed, out)
         return out
 
     async def save(self, changed: dict[str, InterestState], out: Outcome) -> None:
@@ -267,7 +306,9 @@ class EventProcessor:
         if live:
             out.written, out.write_s = await self._write(self.version, live)
         for user_id, state in changed.items():  # after Qdrant acknowledged
-            self.states[user_id] = state.to_bytes()
+            data = state.to_bytes()
+            self.states[user_id] = data
+            self.decoded.put(user_id, data, state)
 
     async def save_merged(self, states: dict[str, InterestState]) -> int:
         """Write states merged by a roll-out's backfill (points, then states); how many."""
@@ -470,7 +511,7 @@ class EventProcessor:
         """The user's state from ``self.states``, or a fresh one."""
         data = self.states.get(user_id)
         if data is not None:
-            return InterestState.from_bytes(data)
+            return self.decoded.take(user_id, data) or InterestState.from_bytes(data)
         return InterestState.empty(
             self.dimension, self.config.half_lives, self.config.dedupe_window
         )

@@ -22,7 +22,7 @@ def add_parsers(sub: Any) -> None:
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     from streams.settings import load_settings
-    from streams.store import recent_items, store_for
+    from streams.store import concepts_of, recent_items, store_for
 
     store = store_for(load_settings())
     try:
@@ -44,10 +44,14 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     ]
     if args.json:
         print_json(
-            {"user_id": args.user_id, "concepts": user.payload.get("concepts", []), "items": rows}
+            {
+                "user_id": args.user_id,
+                "concepts": [{"label": c, "p": p} for c, p in concepts_of(user.payload)],
+                "items": rows,
+            }
         )
     else:
-        concepts = ", ".join(f"{c['label']} {c['p']:.2f}" for c in user.payload["concepts"])
+        concepts = ", ".join(f"{c} {p:.2f}" for c, p in concepts_of(user.payload))
         user_id = printable(args.user_id)
         print(f"user {user_id} ({user.payload['event_count']} events; {concepts})")
         for r in rows:

@@ -76,17 +76,27 @@ class Hit:
 def user_payload(u: UserPoint, version: str) -> dict[str, Any]:
     """The payload of a user point (DESIGN.md, "Contracts").
 
-    ``recent_items`` is a JSON array inside one string: a payload value costs per element on
-    every write, and a user is written on every window that touches it.
+    ``recent_items`` is a JSON array inside one string and ``concepts`` one object of
+    ``label: p``: a payload value costs per element on every write (on Qdrant Edge a list
+    of ``{label, p}`` objects cost about twice the rest of the point), and a user is written
+    on every window that touches it.
     """
     return {
         "user_id": u.user_id,
         "updated_at": u.updated_at,
         "event_count": u.event_count,
         "model_version": version,
-        "concepts": [{"label": c, "p": p} for c, p in u.concepts],
+        "concepts": dict(u.concepts),
         "recent_items": orjson.dumps(u.recent_items).decode(),
     }
+
+
+def concepts_of(payload: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """The user's top concepts as (label, p), most likely first, from a user payload (also
+    the list of ``{label, p}`` that earlier versions wrote)."""
+    raw = payload.get("concepts") or {}
+    pairs = raw.items() if isinstance(raw, Mapping) else ((c["label"], c["p"]) for c in raw)
+    return sorted(((str(c), float(p)) for c, p in pairs), key=lambda cp: -cp[1])
 
 
 def recent_items(payload: Mapping[str, Any]) -> list[str]:

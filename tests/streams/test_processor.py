@@ -199,6 +199,56 @@ def test_a_failed_qdrant_write_changes_no_state(monkeypatch: pytest.MonkeyPatch)
     asyncio.run(with_processor(body))
 
 
+def test_two_batches_of_one_user_at_once_both_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The events and parked agents share one processor: while one batch waits for Qdrant,
+    # the other must not fold onto the same old state (the later save would drop the first).
+    async def body(proc, model, store, states):
+        await proc.items([rec("items", item_id=i, text=f"movie {i}") for i in (1, 2)])
+        write = store.upsert_users
+
+        def slow(*args, **kwargs):
+            time.sleep(0.2)
+            return write(*args, **kwargs)
+
+        monkeypatch.setattr(store, "upsert_users", slow)
+        await asyncio.gather(
+            proc.events([rec("clicks", event_id="e1", user_id="u1", item_id=1, ts=T0)]),
+            proc.events([rec("clicks", event_id="e2", user_id="u1", item_id=2, ts=T0 + 1)]),
+        )
+        assert InterestState.from_bytes(states["u1"]).event_count == 2
+        assert store.user("u1").payload["event_count"] == 2
+
+    asyncio.run(with_processor(body))
+
+
+def test_a_state_read_back_is_the_one_written_and_never_a_half_folded_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def body(proc, model, store, states):
+        await proc.items([rec("items", item_id=1, text="a movie")])
+        await proc.events([rec("clicks", event_id="e1", user_id="u1", item_id=1, ts=T0)])
+        assert len(proc.decoded) == 1  # kept decoded beside the bytes it wrote
+
+        def down(*args, **kwargs):
+            raise ConnectionError("qdrant is down")
+
+        monkeypatch.setattr(store, "upsert_users", down)
+        batch = [rec("clicks", event_id="e2", user_id="u1", item_id=1, ts=T0 + 1)]
+        with pytest.raises(ConnectionError):  # folded e2 into the kept state, then failed
+            await proc.events(batch)
+        monkeypatch.undo()
+        await proc.events(batch)  # the retry reads the table's bytes, not the failed fold
+        assert InterestState.from_bytes(states["u1"]).event_count == 2
+        # bytes written by anyone else are decoded, not served from the kept state
+        other = InterestState.from_bytes(states["u1"])
+        other.forgotten_at = T0 + 5
+        states["u1"] = other.to_bytes()
+        await proc.events([rec("clicks", event_id="e3", user_id="u1", item_id=1, ts=T0 + 2)])
+        assert InterestState.from_bytes(states["u1"]).event_count == 2  # forgotten: skipped
+
+    asyncio.run(with_processor(body))
+
+
 def test_dead_letter_keeps_bytes_and_headers_and_names_the_error() -> None:
     value, headers = dead_letter(
         b"\xff raw", [("trace", b"abc")], "clicks", 3, 42, InvalidJson("not valid JSON")

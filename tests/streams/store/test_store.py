@@ -11,7 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streams.store import QdrantStore, Store, StoreError, UserPoint, edge, open_store, recent_items
+from streams.store import (
+    QdrantStore,
+    Store,
+    StoreError,
+    UserPoint,
+    concepts_of,
+    edge,
+    open_store,
+    recent_items,
+)
 from streams.store.edge import EdgeStore
 from tests.conftest import unique_prefix
 
@@ -116,13 +125,22 @@ def test_versions_live_in_their_own_collections(store: Store) -> None:
 
 def test_recent_items_and_concepts_round_trip(store: Store) -> None:
     store.ensure_version("v1", dimension=3)
-    point = UserPoint(
-        "u1", {"short": unit(1, 0, 0), "long": unit(1, 0, 0)}, 1.0, 2, [], ["x", "y z"]
-    )
-    store.upsert_users("v1", [point])
+    vectors = {"short": unit(1, 0, 0), "long": unit(1, 0, 0)}
+    concepts = [("Drama", 0.25), ("Comedy", 0.7)]
+    store.upsert_users("v1", [UserPoint("u1", vectors, 1.0, 2, concepts, ["x", "y z"])])
+    store.upsert_users("v1", [UserPoint("u2", vectors, 1.0, 2, [], [])])
     got = store.user("u1")
     assert recent_items(got.payload) == ["x", "y z"]
-    assert got.payload["concepts"] == []
+    assert got.payload["concepts"] == {"Drama": 0.25, "Comedy": 0.7}  # one object: cheap
+    assert concepts_of(got.payload) == [("Comedy", 0.7), ("Drama", 0.25)]
+    assert concepts_of(store.user("u2").payload) == []
+    # what earlier versions wrote: a list of {label, p}
+    assert concepts_of(
+        {"concepts": [{"label": "War", "p": 0.1}, {"label": "Crime", "p": 0.5}]}
+    ) == [
+        ("Crime", 0.5),
+        ("War", 0.1),
+    ]
 
 
 def test_a_missing_version_is_a_store_error(store: Store) -> None:
