@@ -12,9 +12,11 @@ consumer groups and embedded Qdrant in a temporary folder):
 1. throughput: ``events`` click/view events (no text) produced as fast as the broker takes
    them; ``events_per_s`` = events / (first send -> the group has committed every one),
    i.e. sustained processing including the Qdrant writes;
+   Then the capacity with 10% reviews (``events_per_s_with_reviews``): a fifth as many
+   events, one in ten a review whose text the encoder reads on the same cores;
 2. freshness: events at ``rate`` per second for ``seconds`` with 10% reviews (texts to
-   encode), then at half the capacity phase 1 measured (``freshness_half_capacity_*``:
-   below capacity, so the p99 is latency, not queueing); freshness = Qdrant acknowledged
+   encode), then at half the capacity with reviews (``freshness_half_capacity_*``: below
+   capacity for the same mix, so the p99 is latency, not queueing); freshness = Qdrant acknowledged
    the user's write - the event's produce time (Kafka record timestamp), recorded by the
    worker for every event. Reported beside the two knobs that bound it: the window's
    wait (``window_ms``) and the encoder's (``encoder_max_wait_ms``).
@@ -83,10 +85,16 @@ def run_e2e(
 
         say(f"[2/3] throughput: {events} click/view events at max rate")
         events_per_s, cpu_s = _throughput(run, [worker], events, users, items, progress)
+        mixed = max(events // 5, 1)
+        say(f"[2/3] throughput: {mixed} events with 10% reviews at max rate")
+        mixed_per_s, _ = _throughput(
+            run, [worker], mixed, users, items, progress, reviews=0.1, first=events
+        )
 
-        half = round(events_per_s / 2, 1)  # below capacity: latency, not queueing
+        # below the capacity for the freshness phase's own mix: latency, not queueing
+        half = round(mixed_per_s / 2, 1)
         fresh: dict[str, np.ndarray] = {}
-        sent = events
+        sent = events + mixed
         for label, at in (("fixed", rate), ("half", half)):
             n_fresh = int(at * seconds)
             say(f"[3/3] freshness ({label}): {n_fresh} events at {at:.0f}/s with 10% reviews")
@@ -115,6 +123,7 @@ def run_e2e(
     return {
         "events": events,
         "events_per_s": round(events_per_s, 1),
+        "events_per_s_with_reviews": round(mixed_per_s, 1),
         "ceiling_events_per_s": round(ceiling_per_s, 1) if ceiling_per_s else None,
         "share_of_ceiling": round(events_per_s / ceiling_per_s, 3) if ceiling_per_s else None,
         "cpu_ms_per_1k_events": round(cpu_s * 1e6 / events, 1),
@@ -150,19 +159,25 @@ def _throughput(
     users: int,
     items: int,
     progress: bool,
+    reviews: float = 0.0,
+    first: int = 0,
 ) -> tuple[float, float]:
-    """``events`` click/view events as fast as the broker takes them: (events per second
-    from the first send until the workers' group has committed every one, the workers' CPU
-    seconds meanwhile, together)."""
+    """``events`` click/view events (a ``reviews`` share of them reviews; ids from
+    ``first``) as fast as the broker takes them: (events per second from the first send
+    until the workers' group has committed every one, the workers' CPU seconds meanwhile,
+    together)."""
     rng = random.Random(4)  # the same events for the ceiling and the pipeline
-    recs = [synthetic_event(n, rng, users, items, review=False) for n in range(events)]
+    recs = [
+        synthetic_event(first + n, rng, users, items, review=reviews > 0 and rng.random() < reviews)
+        for n in range(events)
+    ]
     cpu0 = sum(cpu_seconds(w.process.pid) for w in workers)
     t0 = time.time()
     asyncio.run(publish(recs, run, None, progress, desc="produce"))
     wait_caught_up(
         run,
         run.consumer_group,
-        [run.topic("clicks"), run.topic("views")],
+        [run.topic(kind) for kind in ("clicks", "views", "reviews")[: 3 if reviews else 2]],
         timeout=1800,
         check=lambda: _check_all(workers),
     )
