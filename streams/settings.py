@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     park_retry_s: float = Field(5.0, gt=0)
     park_max_s: float = Field(3600.0, gt=0)
     item_cache_entries: int = Field(100_000, ge=0)
-    state_cache_users: int = Field(10_000, ge=0)
+    state_cache_mb: float = Field(32.0, ge=0)
     encoder_max_wait_ms: float = Field(5.0, ge=0)
     encoder_max_batch_tokens: int = Field(32_768, ge=1)
     encoder_max_pending: int = Field(8192, ge=1)
@@ -263,8 +263,9 @@ MEANINGS = {
     "park_retry_s": "a parked event is tried again this often ...",
     "park_max_s": "... until this long after its parking; then dead-lettered as UnknownItem",
     "item_cache_entries": "item vectors cached in memory (0: none)",
-    "state_cache_users": (
-        "user states kept decoded beside the table's bytes, newest written (0: none)"
+    "state_cache_mb": (
+        "user states kept decoded beside the table's bytes, newest written first, up to "
+        "this many MB of state bytes (decoded: up to about 9x that; 0: none)"
     ),
     "encoder_max_wait_ms": "the encoder waits at most this long to fill a micro-batch",
     "encoder_max_batch_tokens": "tokens in one encoder micro-batch at most",

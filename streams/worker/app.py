@@ -89,7 +89,7 @@ def processor_config(settings: Settings, head: Head | None = None) -> ProcessorC
         concepts_top=settings.concepts_top,
         item_wait_s=settings.item_wait_ms / 1000,
         item_cache_entries=settings.item_cache_entries,
-        state_cache_users=settings.state_cache_users,
+        state_cache_bytes=int(settings.state_cache_mb * 2**20),
         encode_timeout_s=settings.encoder_timeout_s,
         limits=Limits(
             settings.max_text_bytes,

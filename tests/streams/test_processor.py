@@ -14,7 +14,13 @@ from encoder.service import Encoder
 from streams.deadletter import dead_letter
 from streams.errors import InvalidJson
 from streams.interest import InterestState
-from streams.processor import EventProcessor, ProcessorConfig, RawRecord, load_concepts
+from streams.processor import (
+    DecodedStates,
+    EventProcessor,
+    ProcessorConfig,
+    RawRecord,
+    load_concepts,
+)
 from streams.records import ForgetMarker, Seen
 from streams.store import QdrantStore, recent_items
 from tests.encoder.fakes import FakeModel
@@ -555,3 +561,21 @@ def test_a_head_that_decays_by_events_folds_in_arrival_order_and_backfills_befor
             assert InterestState.from_bytes(states["u"]).event_count == 4
 
     asyncio.run(body())
+
+
+def test_states_kept_decoded_stay_within_their_byte_budget() -> None:
+    state = InterestState.empty(8, HALF)
+    data = [state.to_bytes() + bytes(k) for k in range(4)]  # distinct objects, known sizes
+    size = len(data[0])
+    kept = DecodedStates(max_bytes=2 * size + 3)  # u1 and u2 fit, not u0 besides
+    for k in range(3):
+        kept.put(f"u{k}", data[k], state)
+    assert len(kept) == 2 and kept.bytes == 2 * size + 3  # the oldest written went first
+    assert kept.take("u0", data[0]) is None
+    assert kept.take("u2", data[1]) is None  # not the object it wrote: decoded afresh
+    assert kept.take("u2", data[2]) is None  # and taken out either way
+    assert kept.take("u1", data[1]) is state and kept.bytes == 0 and len(kept) == 0
+    DecodedStates(max_bytes=size - 1).put("u0", data[0], state)  # too big: never kept
+    none = DecodedStates(max_bytes=0)
+    none.put("u0", data[0], state)
+    assert len(none) == 0
