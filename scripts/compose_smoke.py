@@ -291,18 +291,16 @@ class Smoke:
                 raise SmokeError(f"not healthy after {timeout:.0f} s: {states}")
             time.sleep(3)
 
-    def host_settings(self, kafka: bool) -> dict[str, str]:
+    def host_settings(self) -> dict[str, str]:
+        """The host's settings for the stack: Kafka as `producer`, Qdrant read-only."""
         env = {k: v for k, v in self.env.items() if not k.startswith("INTEREST_")}
-        if kafka:
-            env |= {
-                "INTEREST_KAFKA_BOOTSTRAP": "localhost:29092",
-                "INTEREST_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
-                "INTEREST_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
-                "INTEREST_KAFKA_SASL_USERNAME": "producer",
-                "INTEREST_KAFKA_SASL_PASSWORD": self.secrets["KAFKA_PRODUCER_PASSWORD"],
-                "INTEREST_CONSUMER_GROUP": "interest-stream",
-            }
         env |= {
+            "INTEREST_KAFKA_BOOTSTRAP": "localhost:29092",
+            "INTEREST_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "INTEREST_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "INTEREST_KAFKA_SASL_USERNAME": "producer",
+            "INTEREST_KAFKA_SASL_PASSWORD": self.secrets["KAFKA_PRODUCER_PASSWORD"],
+            "INTEREST_CONSUMER_GROUP": "interest-stream",
             "INTEREST_QDRANT_URL": "http://localhost:6333",
             "INTEREST_QDRANT_API_KEY": self.secrets["QDRANT_READ_ONLY_API_KEY"],
             "INTEREST_MODEL_DIR": str(ROOT / "data" / "models"),
@@ -326,7 +324,7 @@ class Smoke:
         folder = self.write_slice(users)
         out = self.run(
             ROOT / ".venv/bin/interest-stream", "replay", "--path", folder,
-            "--wait-items", "300", "--json", env=self.host_settings(kafka=True), quiet=True,
+            "--wait-items", "300", "--json", env=self.host_settings(), quiet=True,
         )  # fmt: skip
         sent = json.loads(out)["events"]
         count = int(sent["records"])
@@ -334,9 +332,10 @@ class Smoke:
         return count
 
     def event_total(self) -> int:
-        from streams.store.facade import open_store
+        from streams.store import QdrantStore
 
-        store = open_store("http://localhost:6333", self.secrets["QDRANT_READ_ONLY_API_KEY"])
+        key = self.secrets["QDRANT_READ_ONLY_API_KEY"]
+        store = QdrantStore.connect("http://localhost:6333", key)
         try:
             return store.event_total()
         finally:
@@ -380,7 +379,7 @@ class Smoke:
             raise SmokeError("the read-only key deleted a collection")
         found.append(f"user {user}: 10 items from one query_points call; writes refused")
 
-    def group(self) -> dict[str, list[str]]:
+    def group(self) -> dict[str, str]:
         """The consumer group's members (client host) and the partitions each holds, from
         kafka-consumer-groups.sh inside the broker's container."""
         (kafka,) = self.containers("kafka")
