@@ -67,7 +67,7 @@ feedback-round: ## MovieLens replayed with feedback through a worker, then one f
 	bash scripts/feedback_round.sh
 
 .PHONY: finetune-curve
-finetune-curve: ## MovieLens fine-tuning rounds in a scratch models root: README curve table
+finetune-curve: ## MovieLens fine-tuning rounds in a scratch models root: curve table in docs/finetuning.md
 	bash scripts/finetune_curve.sh
 
 .PHONY: compose-smoke

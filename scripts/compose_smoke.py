@@ -11,7 +11,7 @@ stack, from the host:
     scraped by Prometheus, both holding partitions -> kill -9 one: its partitions move to
     the other, a second slice is counted whole -> down (volumes too), nothing left running.
 
-It prints a table of the checks with their times (`--readme` writes it into the README).
+It prints a table of the checks with their times (`--readme` writes it into docs/operations.md).
 Podman runs with the options this sandbox accepts (vfs storage, runc, cgroupfs, no default
 ulimits) from config files in the scratch folder, data/compose-smoke/, which also caches
 the Debian root file system and the images between runs. Grafana (no Debian package) is not
@@ -580,7 +580,9 @@ def clicks(assignment: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    parser.add_argument(
+        "--readme", action="store_true", help="write the table into docs/operations.md"
+    )
     args = parser.parse_args(argv)
     smoke = Smoke()
     started = time.monotonic()
@@ -604,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
             f"`make compose-smoke` ({day}, {total:.0f} s in all, podman 4.3, images cached "
             f"but the worker's):\n\n{table}\n"
         )
-        update_readme(ROOT / "README.md", "compose-smoke", body)
+        update_readme(ROOT / "docs" / "operations.md", "compose-smoke", body)
     return 0
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make finetune-curve`: fine-tuning rounds on MovieLens, from the current model version, in a
 # scratch copy of the models root (data/finetune-curve, so the serving version stays as it
-# is); writes docs/finetune_curve.json and the README's fine-tuning table.
+# is); writes docs/finetune_curve.json and the fine-tuning table in docs/finetuning.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASET=${DATASET:-../shared/data/movielens-latest-small}
@@ -18,5 +18,5 @@ mkdir -p docs
 $CLI finetune --dataset movielens --path "$DATASET" --model "$scratch" \
     --rounds "$ROUNDS" --steps "$STEPS" --json >docs/finetune_curve.json.new
 mv docs/finetune_curve.json.new docs/finetune_curve.json
-.venv/bin/python -m streams.evaluation.report --readme README.md \
+.venv/bin/python -m streams.evaluation.report --readme docs/finetuning.md \
     --curve docs/finetune_curve.json --command "make finetune-curve"

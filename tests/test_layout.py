@@ -4,6 +4,7 @@ torch, the worker without the training jobs, tools without each other's private 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -98,7 +99,6 @@ def test_the_scripts_import_what_exists() -> None:
     """The scripts' inline Python (make demo, make feedback-round, ...) names real modules
     and names in them: a move of a module breaks no script unseen."""
     import importlib
-    import re
 
     for script in sorted((ROOT / "scripts").glob("*.sh")):
         text = script.read_text(encoding="utf-8")
@@ -111,8 +111,6 @@ def test_the_scripts_import_what_exists() -> None:
 
 
 def test_the_readme_opens_with_the_picture_the_two_commands_and_a_true_contents() -> None:
-    import re
-
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     top = text[: text.index("## Status")]
     picture = re.search(r"!\[[^\]]+\]\((docs/[^)]+)\)", top)
@@ -121,5 +119,47 @@ def test_the_readme_opens_with_the_picture_the_two_commands_and_a_true_contents(
     headings = re.findall(r"^## (.+)$", text, flags=re.M)
     listed = re.findall(r"^- \[(.+)\]\(#([\w-]+)\)$", top, flags=re.M)
     assert [name for name, _ in listed] == [h for h in headings if h != "Contents"]
-    for name, anchor in listed:  # GitHub's anchors: lower case, spaces to -, no punctuation
-        assert anchor == re.sub(r"[^\w\- ]", "", name.lower()).replace(" ", "-")
+    for name, link in listed:
+        assert link == anchor(name)
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to -."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def markdown_pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("page", markdown_pages(), ids=lambda p: p.name)
+def test_every_relative_link_of_the_docs_resolves(page: Path) -> None:
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):
+            continue  # https:, mailto:
+        path, _, fragment = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        assert linked.exists(), f"{page.name}: {target} names no file"
+        if fragment and linked.suffix == ".md":
+            headings = re.findall(r"^#+ (.+)$", linked.read_text(encoding="utf-8"), flags=re.M)
+            assert fragment in {anchor(h) for h in headings}, f"{page.name}: no #{fragment}"
+
+
+def test_every_section_a_script_rewrites_is_marked_in_its_page() -> None:
+    """`make results`/`train`/`reliability`/`finetune-curve`/`compose-smoke` rewrite what
+    stands between markers; a page that lost its markers would fail only at the end of a
+    long run."""
+    written = {
+        "results": "README.md",
+        "train": "README.md",
+        "reliability": "README.md",
+        "curve": "docs/finetuning.md",
+        "compose-smoke": "docs/operations.md",
+    }
+    scripts = " ".join(p.read_text(encoding="utf-8") for p in (ROOT / "scripts").iterdir())
+    for name, page in written.items():
+        text = (ROOT / page).read_text(encoding="utf-8")
+        assert f"<!-- {name}:begin -->" in text and f"<!-- {name}:end -->" in text, (name, page)
+    for page in ("docs/finetuning.md", "docs/operations.md"):
+        assert page in scripts, f"no script writes {page}"

@@ -256,7 +256,12 @@ def plot_recall(report: dict[str, Any], path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readme", type=Path, required=True)
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        required=True,
+        help="the Markdown page whose marked sections to rewrite",
+    )
     parser.add_argument("--results", type=Path, help="a saved `interest-stream eval --json`")
     parser.add_argument("--plot", type=Path, help="the Recall@10 PNG to write (--results)")
     parser.add_argument("--curve", type=Path, help="a saved `interest-stream finetune --json`")

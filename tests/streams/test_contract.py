@@ -28,7 +28,8 @@ EXAMPLE = re.compile(r"^\*\*(\w+)\*\* \(key `\"([^\"]+)\"`[^)]*\)\n\n```json\n(.
 
 def readme_examples() -> list[tuple[str, str, bytes]]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("## Producing events") : text.index("## The stream")]
+    start = text.index("## Producing events")
+    section = text[start : text.index("\n## ", start)]
     return [(t, key, raw.encode()) for t, key, raw in EXAMPLE.findall(section)]
 
 
