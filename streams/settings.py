@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     qdrant_backend: Literal["edge", "local"] = "edge"  # the embedded store, when no URL is set
     # Of every collection and alias name on a server (deployments sharing one keep apart).
     qdrant_collection_prefix: str = Field("", pattern=r"^[A-Za-z0-9_-]{0,64}$")
+    # A user's recent item ids in its payload: one JSON string (cheap on Qdrant Edge) or a
+    # payload list (a downstream filter reads it without parsing).
+    recent_items_payload: Literal["json", "list"] = "json"
 
     # User states: in memory (restored from the changelog at every start), or in RocksDB
     # under data_dir/faust (restored from the changelog only past what is on disk).
@@ -231,6 +234,10 @@ MEANINGS = {
     ),
     "qdrant_collection_prefix": (
         "prefix of every collection and alias on a server (deployments sharing one)"
+    ),
+    "recent_items_payload": (
+        "a user's recent_items as one JSON string (fast on Qdrant Edge) or a payload list "
+        "(read by downstream filters without parsing; for a server)"
     ),
     "state_store": (
         "user states in memory (restored from the changelog at start) or in RocksDB under data_dir"

@@ -73,13 +73,19 @@ class Hit:
     vector: Any = None  # a list, or {name: list} for named vectors
 
 
-def user_payload(u: UserPoint, version: str) -> dict[str, Any]:
+RecentItemsPayload = Literal["json", "list"]
+
+
+def user_payload(
+    u: UserPoint, version: str, recent_items: RecentItemsPayload = "json"
+) -> dict[str, Any]:
     """The payload of a user point (DESIGN.md, "Contracts").
 
-    ``recent_items`` is a JSON array inside one string and ``concepts`` one object of
-    ``label: p``: a payload value costs per element on every write (on Qdrant Edge a list
-    of ``{label, p}`` objects cost about twice the rest of the point), and a user is written
-    on every window that touches it.
+    ``recent_items`` is a JSON array inside one string by default, and ``concepts`` one
+    object of ``label: p``: a payload value costs per element on every write (on Qdrant Edge
+    a list of ``{label, p}`` objects cost about twice the rest of the point), and a user is
+    written on every window that touches it. ``recent_items="list"`` writes a payload list
+    instead, for downstream filters on a server.
     """
     return {
         "user_id": u.user_id,
@@ -87,7 +93,11 @@ def user_payload(u: UserPoint, version: str) -> dict[str, Any]:
         "event_count": u.event_count,
         "model_version": version,
         "concepts": dict(u.concepts),
-        "recent_items": orjson.dumps(u.recent_items).decode(),
+        "recent_items": (
+            list(u.recent_items)
+            if recent_items == "list"
+            else orjson.dumps(u.recent_items).decode()
+        ),
     }
 
 
@@ -109,6 +119,7 @@ class Store(abc.ABC):
     """Versions, aliases, items and users on top of a backend's primitive calls."""
 
     backend = "abstract"
+    recent_items_payload: RecentItemsPayload = "json"  # how user_payload writes recent_items
 
     # -- primitives, one set per backend ------------------------------------------------
 
@@ -259,7 +270,7 @@ class Store(abc.ABC):
             (
                 pid,
                 {k: v.astype(np.float32).tolist() for k, v in u.vectors.items()},
-                user_payload(u, version),
+                user_payload(u, version, self.recent_items_payload),
             )
             for pid, u in zip(ids, users, strict=True)
             if (u.event_count, u.updated_at) >= newest.get(pid, (-1, -1.0))

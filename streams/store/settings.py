@@ -13,10 +13,12 @@ from streams.store.facade import open_store
 def store_for(settings: Settings) -> Store:
     """The Qdrant store the settings name: a server with its API key, or the embedded one."""
     key = settings.qdrant_api_key
-    return open_store(
+    store = open_store(
         settings.qdrant_url,
         key.get_secret_value() if key else None,
         settings.qdrant_location,
         settings.qdrant_backend,
         settings.qdrant_collection_prefix,
     )
+    store.recent_items_payload = settings.recent_items_payload
+    return store

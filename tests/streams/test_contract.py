@@ -97,7 +97,12 @@ def test_point_ids_follow_the_readme_rule() -> None:
     assert str(namespace) in text and "`user:<user id>`" in text
 
 
-def test_the_readme_query_that_leaves_out_the_history_runs_on_a_server(qdrant_server) -> None:
+@pytest.mark.parametrize("form", ["json", "list"])
+def test_the_readme_query_that_leaves_out_the_history_runs_on_a_server(
+    qdrant_server, form: str
+) -> None:
+    """Both of the README's forms: ``recent_items`` as one JSON string (the default) and as
+    a payload list (INTEREST_RECENT_ITEMS_PAYLOAD=list)."""
     import json
 
     import numpy as np
@@ -108,9 +113,11 @@ def test_the_readme_query_that_leaves_out_the_history_runs_on_a_server(qdrant_se
 
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.+?)\n\s*```", text, re.S)
-    code = next(b for b in blocks if "must_not" in b)
+    marker = "json.loads" if form == "json" else "INTEREST_RECENT_ITEMS_PAYLOAD=list"
+    code = next(b for b in blocks if "must_not" in b and marker in b)
     prefix = unique_prefix()
     store = open_store(qdrant_server.url, qdrant_server.api_key, prefix=prefix)
+    store.recent_items_payload = form  # as store_for sets it from the settings
     store.ensure_version("v1", dimension=2)
     near = [("a", 1.0, 0.0), ("c", 0.9, 0.1), ("b", 0.0, 1.0)]  # nearest the user first
     store.upsert_items("v1", [(i, np.asarray(v, np.float32), {"text": i}) for i, *v in near])
@@ -131,6 +138,8 @@ def test_the_readme_query_that_leaves_out_the_history_runs_on_a_server(qdrant_se
     }
     for alias in ("items", "users"):  # this test's collections carry a prefix
         code = code.replace(f'"{alias}"', f'"{prefix}{alias}"')
+    stored = client.retrieve(f"{prefix}users", [point_id("user", "u1")], with_payload=True)
+    assert isinstance(stored[0].payload["recent_items"], str if form == "json" else list)
     exec(textwrap.dedent(code), scope)
     assert [h.payload["item_id"] for h in scope["hits"]] == ["c", "b"]  # "a" was clicked
     assert [h.payload["item_id"] for h in store.recommend("u1", exclude=["a"])] == ["c", "b"]

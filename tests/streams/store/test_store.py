@@ -143,6 +143,26 @@ def test_recent_items_and_concepts_round_trip(store: Store) -> None:
     ]
 
 
+def test_recent_items_as_a_payload_list_on_request(store: Store, tmp_path: Path) -> None:
+    from streams.settings import Settings
+    from streams.store import store_for
+
+    store.recent_items_payload = "list"  # INTEREST_RECENT_ITEMS_PAYLOAD=list
+    store.ensure_version("v1", dimension=3)
+    vectors = {"short": unit(1, 0, 0), "long": unit(1, 0, 0)}
+    store.upsert_users("v1", [UserPoint("u1", vectors, 1.0, 2, [], ["x", "y z"])])
+    got = store.user("u1")
+    assert got.payload["recent_items"] == ["x", "y z"]  # a list, no JSON inside
+    assert recent_items(got.payload) == ["x", "y z"]
+    opened = store_for(Settings(data_dir=tmp_path, recent_items_payload="list"))
+    try:
+        assert opened.recent_items_payload == "list"
+    finally:
+        opened.close()
+    with pytest.raises(ValueError, match="recent_items_payload"):
+        Settings(recent_items_payload="csv")
+
+
 def test_a_missing_version_is_a_store_error(store: Store) -> None:
     with pytest.raises(StoreError):
         store.upsert_users("nope", [user("u1", unit(1, 0, 0), 1, 1.0)])
