@@ -23,6 +23,12 @@ begins (the offsets step back) or the group has committed past the hole; records
 are never acknowledged, so no commit can pass the hole. Each hole is retried once: a hole
 that is still there after a re-read is a real one (transaction markers, compaction) and is
 accepted.
+
+A re-read whose first record lies beyond every offset left out so far (the hole held no
+record at all) cannot be told from a record fetched before the seek. So while records are
+left out, the seek is asked again every ``REASK_AFTER_S``: the next re-read brings back a
+record already left out, the offsets step back, and the wait ends. Without that, such a
+partition would leave out every later record, forever.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from collections import deque
 from collections.abc import Hashable
 
 RETRIED_MEMORY = 1024  # holes remembered per guard (each is retried once)
+REASK_AFTER_S = 5.0  # a re-read that has not begun after this long is asked for again
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,8 +56,10 @@ class GapGuard:
         self.expected: dict[Hashable, int] = {}  # partition -> next offset to take
         # partition -> (offset the re-read starts at, last offset left out before it began)
         self.waiting: dict[Hashable, tuple[int, int]] = {}
+        self._asked: dict[Hashable, float] = {}  # partition -> when its re-read was asked
         self._retried: deque[tuple[Hashable, int]] = deque(maxlen=RETRIED_MEMORY)
         self.holes = 0  # holes found (each triggered one re-read)
+        self.reasked = 0  # re-reads asked again (REASK_AFTER_S)
         self.last_taken: dict[Hashable, float] = {}  # partition -> monotonic time
         self.started = time.monotonic()
 
@@ -60,9 +69,14 @@ class GapGuard:
             start, last = self.waiting[tp]
             if offset > last and offset > max(start, committed or 0):
                 self.waiting[tp] = (start, offset)  # still a record fetched before the seek
-                return Verdict(False)
+                now = time.monotonic()
+                if now - self._asked[tp] < REASK_AFTER_S:
+                    return Verdict(False)
+                self._asked[tp] = now
+                self.reasked += 1
+                return Verdict(False, seek_to=start)
             # The re-read has begun (offsets stepped back), or the group committed past it.
-            del self.waiting[tp]
+            del self.waiting[tp], self._asked[tp]
             self.expected[tp] = offset + 1
             self.last_taken[tp] = time.monotonic()
             return TAKE
@@ -71,8 +85,7 @@ class GapGuard:
             first_missing = max(expected, committed or 0)
             if offset > first_missing and (tp, first_missing) not in self._retried:
                 self._retried.append((tp, first_missing))
-                self.waiting[tp] = (first_missing, offset)
-                self.holes += 1
+                self._wait(tp, first_missing, offset)
                 return Verdict(False, seek_to=first_missing)
         self.expected[tp] = max(self.expected.get(tp, 0), offset + 1)
         self.last_taken[tp] = time.monotonic()
@@ -96,6 +109,11 @@ class GapGuard:
         if (tp, expected) in self._retried:
             return None
         self._retried.append((tp, expected))
-        self.waiting[tp] = (expected, expected - 1)
-        self.holes += 1
+        self._wait(tp, expected, expected - 1)
         return expected
+
+    def _wait(self, tp: Hashable, start: int, last: int) -> None:
+        """A re-read of ``tp`` from ``start`` is asked; ``last``: the last offset left out."""
+        self.waiting[tp] = (start, last)
+        self._asked[tp] = time.monotonic()
+        self.holes += 1

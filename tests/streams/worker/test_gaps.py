@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.worker.gaps import GapGuard, Verdict
+from streams.worker.gaps import REASK_AFTER_S, GapGuard, Verdict
 
 TP = ("clicks", 0)
 
@@ -85,3 +85,39 @@ def test_a_partition_never_seen_is_checked_from_the_committed_offset(monkeypatch
     assert guard.stalled(TP, end=7, committed=7, idle_s=10) is None  # nothing to read
     assert guard.stalled(TP, end=9, committed=7, idle_s=10) == 7
     assert guard.check(TP, 7, 7).take
+
+
+def test_a_re_read_that_starts_beyond_its_hole_is_asked_again_not_awaited_forever(
+    monkeypatch,
+) -> None:
+    # The end of the log was 5 but offsets 3 and 4 hold no record (transaction markers, or
+    # compacted away): the re-read from 3 brings 5 first, which looks like a record fetched
+    # before the seek. Waiting for offsets to step back would leave every later record out.
+    clock = [100.0]
+    monkeypatch.setattr("streams.worker.gaps.time.monotonic", lambda: clock[0])
+    guard = GapGuard()
+    assert take_all(guard, [0, 1, 2], committed=0) == [True] * 3
+    clock[0] += 11
+    assert guard.stalled(TP, end=5, committed=0, idle_s=10) == 3
+    assert guard.check(TP, 5, 0) == Verdict(False)  # maybe fetched before the seek
+    assert guard.check(TP, 6, 0) == Verdict(False)
+    clock[0] += REASK_AFTER_S + 1
+    assert guard.check(TP, 7, 0) == Verdict(False, seek_to=3)  # asked again, once
+    assert guard.check(TP, 8, 0) == Verdict(False)
+    assert take_all(guard, [5, 6, 7, 8, 9], committed=0) == [True] * 5  # offsets stepped back
+    assert guard.holes == 1 and guard.reasked == 1
+
+
+def test_a_hole_is_asked_again_at_most_once_per_interval(monkeypatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr("streams.worker.gaps.time.monotonic", lambda: clock[0])
+    guard = GapGuard()
+    guard.check(TP, 0, 0)
+    assert guard.check(TP, 5, 0).seek_to == 1
+    seeks = []
+    for offset in range(6, 60):
+        clock[0] += 1.0
+        seeks.append(guard.check(TP, offset, 0).seek_to)
+    asked = [s for s in seeks if s is not None]
+    assert asked and set(asked) == {1}
+    assert len(asked) <= 54 / REASK_AFTER_S + 1
