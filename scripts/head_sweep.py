@@ -20,19 +20,33 @@ from streams.evaluation.protocol import five_core, leave_one_out
 from streams.evaluation.run import encode_items
 from streams.settings import Settings
 from streams.training.compare import _head_ranks, summary
+from streams.training.config import EXTRA_HALF_LIVES_EVENTS
 from streams.training.head import HeadConfig, train_head
 
-# The settings before the sweep, spelled out (HeadConfig's defaults are now "batch128").
+# The settings before the first sweep, spelled out (HeadConfig's defaults are now "sums").
 BASE = HeadConfig(
-    dim=128, half_life_events=10.0, epochs=40, patience=3, batch_size=512, learning_rate=3e-3
+    dim=128,
+    half_life_events=10.0,
+    epochs=40,
+    patience=3,
+    batch_size=512,
+    learning_rate=3e-3,
+    mask_history=False,
 )
+BATCH128 = dataclasses.replace(BASE, batch_size=128, learning_rate=1e-3, patience=5)
 SETTINGS = {
     "base": BASE,
     "patience5": dataclasses.replace(BASE, patience=5),
     "dim384": dataclasses.replace(BASE, dim=384, patience=5),
     "dropout0.5": dataclasses.replace(BASE, id_dropout=0.5, patience=5),
     "lr1e-3": dataclasses.replace(BASE, learning_rate=1e-3, patience=5),
-    "batch128": dataclasses.replace(BASE, batch_size=128, learning_rate=1e-3, patience=5),
+    "batch128": BATCH128,
+    # the second sweep, from batch128: each example's history out of its softmax, then
+    # sums of the last event and of the whole history beside the 10-event one
+    "mask": dataclasses.replace(BATCH128, mask_history=True),
+    "sums": dataclasses.replace(
+        BATCH128, mask_history=True, extra_half_lives=EXTRA_HALF_LIVES_EVENTS
+    ),
 }
 
 

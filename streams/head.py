@@ -1,8 +1,17 @@
 """The learned interest head as plain arrays: what a model version carries (``head.npz``).
 
     head = Head.load(version_dir / "head.npz")
-    x = head.history_vectors(e)      # what an event of each item folds into the user's sum
-    items = head.item_matrix(e)      # [y_j, b_j]: what a user's [normalize(s), 1] scores
+    x = head.history_vectors(e)      # what an event of each item folds into the user's sums
+    items = head.item_matrix(e)      # [y_j, b_j]: what a user's [q, 1] scores
+    q = head.query(directions)       # q = Σ_k W_k · normalize(s_k), from the user's sums
+
+A user keeps one forward-decayed sum of the history vectors per half-life of the head
+(``s_k = Σ_i c_ik x_i``): the head's own half-life, then ``extra_half_lives`` in the same
+clock (``inf``: no decay). Each is linear in the events, so the stream folds an event into
+every sum in O(1), as before. The served query is a fixed linear readout of their
+directions, ``q = Σ_k W_k · normalize(s_k)``: the sums of a short and a long half-life
+(the last item, the last few, the whole history) weigh differently per dimension. A head
+without a readout (``readout`` None) is the single sum: ``q = normalize(s_0)``.
 
 The head is trained by ``interest-stream train`` (streams/training/head.py, torch); reading
 and applying it needs numpy only, so the runtime can serve it without torch.
@@ -12,6 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +42,24 @@ class Head:
     bias: np.ndarray  # (items,)
     half_life_s: float | None
     half_life_events: float | None = None
+    # The user's other sums, in the head's clock (events, or seconds); inf: no decay.
+    extra_half_lives: tuple[float, ...] = ()
+    readout: np.ndarray | None = None  # (1 + len(extra_half_lives), dim, dim): the W_k
+
+    def __post_init__(self) -> None:
+        if self.readout is not None and self.readout.shape != (
+            1 + len(self.extra_half_lives),
+            self.dim,
+            self.dim,
+        ):
+            raise StreamError(
+                f"the head's readout has shape {self.readout.shape}, not "
+                f"({1 + len(self.extra_half_lives)}, {self.dim}, {self.dim})"
+            )
+        if self.readout is None and self.extra_half_lives:
+            raise StreamError("a head with extra half-lives needs a readout")
+        if any(not h > 0 for h in self.extra_half_lives):
+            raise StreamError(f"the head's half-lives must be > 0: {self.extra_half_lives}")
 
     @functools.cached_property
     def index(self) -> dict[str, int]:
@@ -91,6 +120,23 @@ class Head:
             return np.arange(n, dtype=np.int64)
         return self.rows(item_ids)
 
+    @property
+    def half_lives(self) -> tuple[float, ...]:
+        """The half-lives of the user's sums in the head's clock, its own first (inf: none)."""
+        own = self.half_life_events if self.half_life_events is not None else self.half_life_s
+        return (math.inf if own is None else own, *self.extra_half_lives)
+
+    def query(self, directions: Sequence[np.ndarray]) -> np.ndarray:
+        """``q = Σ_k W_k · d_k`` from the unit directions ``d_k`` of the user's sums, one
+        (n, dim) array (or one (dim,) row) per half-life of :attr:`half_lives`."""
+        if self.readout is None:
+            return np.asarray(directions[0], dtype=np.float64)
+        terms = [
+            np.asarray(d, dtype=np.float64) @ w.T
+            for d, w in zip(directions, self.readout, strict=True)
+        ]
+        return np.sum(terms, axis=0)
+
     def fold(
         self,
         x: np.ndarray,
@@ -98,30 +144,37 @@ class Head:
         times: np.ndarray,
         weights: np.ndarray | None = None,
     ) -> np.ndarray:
-        """``[normalize(s), 1]`` of one user whose events are ``items`` at ``times`` (in the
-        user's order), with ``x`` the history vectors (:meth:`history_vectors`) and the
-        events' ``weights`` as the stream folded them (default: every event 1)."""
-        c = decay(times, self.half_life_s, self.half_life_events)
-        if weights is not None:
-            c = c * weights
-        s = c @ x[items]
-        norm = np.linalg.norm(s)
-        return np.append(s / norm if norm > 0 else s, 1.0)
+        """``[q, 1]`` of one user whose events are ``items`` at ``times`` (in the user's
+        order), with ``x`` the history vectors (:meth:`history_vectors`) and the events'
+        ``weights`` as the stream folded them (default: every event 1)."""
+        by_events = self.half_life_events is not None
+        directions = []
+        for h in self.half_lives:
+            c = decay(times, None if by_events else h, h if by_events else None)
+            if weights is not None:
+                c = c * weights
+            s = c @ x[items]
+            norm = np.linalg.norm(s)
+            directions.append(s / norm if norm > 0 else s)
+        return np.append(self.query(directions), 1.0)
 
     def save(self, path: Path) -> None:
-        np.savez(
-            path,
-            item_ids=np.asarray(self.item_ids, dtype=object).astype(str),
-            A=self.A,
-            B=self.B,
-            h=self.h,
-            v=self.v,
-            bias=self.bias,
-            half_life_s=np.asarray(-1.0 if self.half_life_s is None else self.half_life_s),
-            half_life_events=np.asarray(
+        arrays: dict[str, np.ndarray] = {
+            "item_ids": np.asarray(self.item_ids, dtype=object).astype(str),
+            "A": self.A,
+            "B": self.B,
+            "h": self.h,
+            "v": self.v,
+            "bias": self.bias,
+            "half_life_s": np.asarray(-1.0 if self.half_life_s is None else self.half_life_s),
+            "half_life_events": np.asarray(
                 -1.0 if self.half_life_events is None else self.half_life_events
             ),
-        )
+        }
+        if self.readout is not None:  # a single-sum head's file stays as it was
+            arrays["extra_half_lives"] = np.asarray(self.extra_half_lives, dtype=np.float64)
+            arrays["readout"] = self.readout
+        np.savez(path, **arrays)  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, path: Path) -> Head:
@@ -136,6 +189,8 @@ class Head:
                 bias=z["bias"],
                 half_life_s=None if half < 0 else half,
                 half_life_events=None if events < 0 else events,
+                extra_half_lives=tuple(float(h) for h in z.get("extra_half_lives", ())),
+                readout=z.get("readout"),
             )
 
 
@@ -147,9 +202,9 @@ def decay(
     c = np.ones(len(times))
     if len(times) == 0:
         return c
-    if half_life_s is not None:
+    if half_life_s is not None and half_life_s != math.inf:
         c *= np.exp2((times - times.max()) / half_life_s)
-    if half_life_events is not None:
+    if half_life_events is not None and half_life_events != math.inf:
         c *= np.exp2(-np.arange(len(times))[::-1] / half_life_events)
     return c
 
@@ -175,10 +230,26 @@ def load_head(version_dir: Path) -> Head | None:
 def stream_half_lives(head: Head | None, half_lives: dict[str, float]) -> dict[str, float]:
     """The stream's half-lives: the served ``short`` one is the head's own when it has one.
     A head that decays by events makes both in events (the state's clock is its event
-    count): ``short`` the head's, ``long`` no decay at all."""
+    count): ``short`` the head's, ``long`` no decay at all. The head's extra half-lives add
+    sums of their own (:func:`sum_names`)."""
     if head is None:
         return half_lives
     if head.half_life_events is not None:
-        return half_lives | {"short": head.half_life_events, "long": NO_DECAY_S}
-    short = head.half_life_s if head.half_life_s is not None else NO_DECAY_S
-    return half_lives | {"short": short, "long": max(short, half_lives["long"])}
+        out = half_lives | {"short": head.half_life_events, "long": NO_DECAY_S}
+    else:
+        short = head.half_life_s if head.half_life_s is not None else NO_DECAY_S
+        out = half_lives | {"short": short, "long": max(short, half_lives["long"])}
+    for name, h in zip(sum_names(head, out), head.half_lives, strict=True):
+        out.setdefault(name, min(h, NO_DECAY_S))
+    return out
+
+
+def sum_names(head: Head, half_lives: Mapping[str, float]) -> list[str]:
+    """The state's sum behind each of the head's half-lives: ``short`` for its own, ``long``
+    for an extra one that ``long`` already keeps (``half_lives``: the stream's), else
+    ``h<k>``."""
+    names = ["short"]
+    for k, h in enumerate(head.extra_half_lives, start=1):
+        same = half_lives.get("long") == min(h, NO_DECAY_S)
+        names.append("long" if same else f"h{k}")
+    return names

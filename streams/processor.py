@@ -27,7 +27,7 @@ import numpy as np
 from encoder.cache import VectorCache
 from encoder.service import Encoded, Encoder
 from streams.errors import KeyMismatch, ModelChanged, RecordError, TooLate, TransientError
-from streams.head import Head
+from streams.head import Head, sum_names
 from streams.interest import (
     DUPLICATE,
     TOO_LATE,
@@ -233,6 +233,8 @@ class EventProcessor:
         # A head trained to decay by events: the sums decay per later event of the user, in
         # arrival order, not by event time (InterestState.fold).
         self.by_events = head is not None and head.half_life_events is not None
+        # The state's sum behind each of the head's half-lives, in the readout's order.
+        self._sum_names = sum_names(head, config.half_lives) if head is not None else []
         self._concepts = np.zeros((0, self.dimension), dtype=np.float32)
         self.decoded = DecodedStates(config.state_cache_bytes)
         # The events and parked agents share this processor and its states: one batch of
@@ -433,16 +435,21 @@ class EventProcessor:
         """One batched upsert of the changed users: (points written, seconds)."""
         users = list(changed.values())
         directions = directions_of(users)
+        short = directions["short"]  # the direction a downstream service queries with
+        if self.head is not None:  # [q, 1]: the item's bias adds to the score
+            q = self.head.query([directions[name] for name in self._sum_names])
+            norms = np.linalg.norm(q, axis=1, keepdims=True)
+            short = (q / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+            ones = np.ones((len(users), 1), dtype=np.float32)
+            served = {"short": q.astype(np.float32), "long": directions["long"]}
+            directions = {name: np.hstack([rows, ones]) for name, rows in served.items()}
         concepts = top_concepts_of(
-            directions["short"],  # the vector a downstream service queries with
+            short,
             self._concepts,
             self.config.concept_labels,
             self.config.concept_temperature,
             self.config.concepts_top,
         )
-        if self.head is not None:  # [normalize(s), 1]: the item's bias adds to the score
-            ones = np.ones((len(users), 1), dtype=np.float32)
-            directions = {name: np.hstack([rows, ones]) for name, rows in directions.items()}
         points = [
             UserPoint(
                 user_id,

@@ -17,7 +17,8 @@ DEFAULT_HALF_LIFE_EVENTS = 10.0
 
 
 def add_parsers(sub: Any) -> None:
-    from streams.training.config import HeadConfig  # import-free: every subcommand builds this
+    # import-free: every subcommand builds this
+    from streams.training.config import EXTRA_HALF_LIVES_EVENTS, HeadConfig
 
     tr = sub.add_parser(
         "train",
@@ -52,6 +53,22 @@ def add_parsers(sub: Any) -> None:
         metavar="SECONDS|none",
         help="decay the user's sum by event time instead (order-independent), or 'none' for "
         "no decay at all; the worker serves the head's own",
+    )
+    tr.add_argument(
+        "--extra-half-lives",
+        default=None,
+        metavar="H,H|none",
+        help="the user's other sums, in the clock of the first (events or seconds; inf: no "
+        "decay), read out with it by a learned linear map; 'none' for the single sum "
+        f"(default with decay by events: {','.join(f'{h:g}' for h in EXTRA_HALF_LIVES_EVENTS)}, "
+        "chosen on validation; by time: none)",
+    )
+    tr.add_argument(
+        "--keep-history-in-softmax",
+        dest="mask_history",
+        action="store_false",
+        help="train with each example's own history among the softmax's candidates (by "
+        "default it is left out, as the protocol leaves it out of the ranking)",
     )
     tr.add_argument(
         "--epochs",
@@ -124,6 +141,26 @@ def _half_life(text: str) -> float | None:
     return value
 
 
+def _extra_half_lives(text: str | None, by_events: bool) -> tuple[float, ...]:
+    from streams.errors import StreamError
+    from streams.training.config import EXTRA_HALF_LIVES_EVENTS
+
+    if text is None:
+        return EXTRA_HALF_LIVES_EVENTS if by_events else ()
+    if text == "none":
+        return ()
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        values = (math.nan,)
+    if not all(h > 0 for h in values):  # NaN too
+        raise StreamError(
+            f"--extra-half-lives must be half-lives > 0 separated by commas (inf: no decay) "
+            f"or 'none', not {text!r}"
+        )
+    return values
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from encoder.manifest import read_manifest
     from encoder.registry import resolve_model_dir
@@ -154,6 +191,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         half_life_events = DEFAULT_HALF_LIFE_EVENTS
     if half_life_events is not None and not 0 < half_life_events < math.inf:
         raise StreamError(f"--half-life-events must be > 0, not {args.half_life_events}")
+    extra = _extra_half_lives(args.extra_half_lives, half_life_events is not None)
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -188,6 +226,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         dim=args.dim,
         half_life_s=half_life,
         half_life_events=half_life_events,
+        extra_half_lives=extra,
+        mask_history=args.mask_history,
         epochs=args.epochs,
         patience=args.patience,
         batch_size=args.batch_size,
@@ -208,6 +248,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         meta = {
             "half_life_s": half_life,
             "half_life_events": half_life_events,
+            "extra_half_lives": [h if math.isfinite(h) else "inf" for h in extra],
             "best_seed": report["best_seed"],
             "trained_on": split.counts,
         }

@@ -4,6 +4,11 @@ defaults when it builds its parsers, before any training module loads."""
 from __future__ import annotations
 
 import dataclasses
+import math
+
+# The sums a head that decays by events keeps besides its own half-life: the last event
+# (a 1-event half-life) and the whole history (no decay). Chosen on MovieLens validation.
+EXTRA_HALF_LIVES_EVENTS = (1.0, math.inf)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -13,6 +18,9 @@ class HeadConfig:
     # Decay by events (x 2^(-1/h) per later event of the user): not order-independent, so
     # the stream cannot fold it for late events; measured beside time half-lives.
     half_life_events: float | None = None
+    # The user's other sums, in the same clock (inf: no decay), read out by a learned
+    # linear map (streams/head.py); () is the single sum.
+    extra_half_lives: tuple[float, ...] = ()
     # Chosen on MovieLens validation (scripts/head_sweep.py, README): batches of 128 at
     # 1e-3 with patience 5 beat batches of 512 at 3e-3 with patience 3 (0.1787 vs 0.1566).
     epochs: int = 40  # at most
@@ -21,4 +29,7 @@ class HeadConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
     id_dropout: float = 0.3
+    # Leave each example's history out of its softmax, as the protocol leaves it out of
+    # the ranking.
+    mask_history: bool = True
     seed: int = 0

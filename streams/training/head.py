@@ -98,12 +98,29 @@ def train_head(
     V = torch.nn.Parameter(torch.zeros(n_items, config.dim))
     bias = torch.nn.Parameter(torch.zeros(n_items))
     params = [A, B, H, V, bias]
+    W = None  # the readout: W_0 = I and the others 0 start at the single sum
+    if config.extra_half_lives:
+        W = torch.nn.Parameter(
+            torch.zeros(1 + len(config.extra_half_lives), config.dim, config.dim)
+        )
+        with torch.no_grad():
+            W[0] = torch.eye(config.dim)
+        params.append(W)
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     warm = torch.from_numpy(~cold_mask).float()[:, None]  # cold items: the text part only
-    coefs = [
-        decay_rows(split.times[u], config.half_life_s, config.half_life_events)
-        for u in range(len(split.users))
-    ]
+    shape = Head(
+        [],
+        proj.numpy(),
+        proj.numpy(),
+        np.zeros((0, config.dim)),
+        np.zeros((0, config.dim)),
+        np.zeros(0),
+        config.half_life_s,
+        config.half_life_events,
+        config.extra_half_lives,
+        None if W is None else W.detach().numpy(),
+    )  # the clock and half-lives, for decay_rows
+    coefs = [decay_rows(split.times[u], shape) for u in range(len(split.users))]
 
     def snapshot() -> Head:
         return Head(
@@ -115,6 +132,8 @@ def train_head(
             bias=(bias * warm[:, 0]).detach().numpy().copy(),
             half_life_s=config.half_life_s,
             half_life_events=config.half_life_events,
+            extra_half_lives=config.extra_half_lives,
+            readout=None if W is None else W.detach().numpy().copy(),
         )
 
     def validate(head: Head) -> dict[str, float]:
@@ -141,18 +160,13 @@ def train_head(
         )
         for start in bar:
             picked = [prefixes[k] for k in order[start : start + config.batch_size]]
-            rows, cols, vals, targets = [], [], [], []
-            for r, (u, p) in enumerate(picked):
-                c = coefs[u](p)
-                keep = c > MIN_COEF
-                items = split.sequences[u][:p][keep]
-                rows.append(np.full(len(items), r))
-                cols.append(items)
-                vals.append(c[keep])
-                targets.append(split.sequences[u][p])
-            loss = softmax_loss(
-                (E, A, B, H, V, bias), warm, (rows, cols, vals), targets, config.id_dropout
+            batch = Batch.of(
+                [split.sequences[u][:p] for u, p in picked],
+                [coefs[u](p) for u, p in picked],
+                [int(split.sequences[u][p]) for u, p in picked],
+                config.mask_history,
             )
+            loss = softmax_loss((E, A, B, H, V, bias, W), warm, batch, config.id_dropout)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -173,7 +187,8 @@ def train_head(
             if waited >= config.patience:
                 break
     record = {
-        "config": dataclasses.asdict(config),
+        "config": dataclasses.asdict(config)
+        | {"extra_half_lives": [h if np.isfinite(h) else "inf" for h in config.extra_half_lives]},
         "epochs": history,
         "best_epoch": best_epoch,
         "prefixes": len(prefixes),
@@ -183,34 +198,82 @@ def train_head(
     return best_head, record
 
 
-def softmax_loss(
-    tensors: tuple[Any, ...],
-    warm: Any,
-    history: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]],
-    targets: list[int],
-    id_dropout: float,
-) -> Any:
-    """Full-softmax cross-entropy of one batch: ``tensors`` are (E, A, B, H, V, bias),
-    ``history`` each user's (batch rows, item indices, coefficients), ``warm`` 1 for the
-    items known at training time: they may have per-item parts, which are dropped at random
-    (``id_dropout``). The others (a cold-start evaluation's held-out items) are no candidate
-    of the softmax either: they did not exist yet, so training must not learn to rank them
-    low, which would teach the text part to push away what new items look like."""
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """One batch of training examples as index arrays: per sum of the head (one per
+    half-life) the history's (row, item, coefficient) triples; the targets; and the
+    (row, item) pairs of each example's history besides its target, left out of its
+    softmax (``seen``: empty when the history is not left out)."""
+
+    sums: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    targets: np.ndarray
+    seen: tuple[np.ndarray, np.ndarray]
+
+    @classmethod
+    def of(
+        cls,
+        histories: list[np.ndarray],
+        coefs: list[np.ndarray],
+        targets: list[int],
+        mask_history: bool,
+    ) -> Batch:
+        """``histories``: each example's item indices, oldest first; ``coefs``: their
+        (half-lives, len) coefficients (:func:`decay_rows`)."""
+        n_sums = len(coefs[0]) if coefs else 1
+        sums = []
+        for k in range(n_sums):
+            rows, cols, vals = [], [], []
+            for r, (items, c) in enumerate(zip(histories, coefs, strict=True)):
+                keep = c[k] > MIN_COEF
+                rows.append(np.full(int(keep.sum()), r))
+                cols.append(items[keep])
+                vals.append(c[k][keep])
+            sums.append((np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)))
+        seen_rows, seen_cols = [], []
+        if mask_history:
+            for r, (items, target) in enumerate(zip(histories, targets, strict=True)):
+                other = items[items != target]
+                seen_rows.append(np.full(len(other), r))
+                seen_cols.append(other)
+        empty = np.zeros(0, dtype=np.int64)
+        seen = (
+            (np.concatenate(seen_rows), np.concatenate(seen_cols)) if seen_rows else (empty, empty)
+        )
+        return cls(sums, np.asarray(targets, dtype=np.int64), seen)
+
+
+def softmax_loss(tensors: tuple[Any, ...], warm: Any, batch: Batch, id_dropout: float) -> Any:
+    """Full-softmax cross-entropy of one batch: ``tensors`` are (E, A, B, H, V, bias, W)
+    (W: the readout, or None for one sum), ``warm`` 1 for the items known at training
+    time: they may have per-item parts, which are dropped at random (``id_dropout``). The
+    others (a cold-start evaluation's held-out items) are no candidate of the softmax
+    either: they did not exist yet, so training must not learn to rank them low, which
+    would teach the text part to push away what new items look like. An example's own
+    history is no candidate either (``batch.seen``): the protocol never ranks it, and
+    pushing it down would fight the sums, which point at what the user took."""
     import torch
 
-    E, A, B, H, V, bias = tensors
-    rows, cols, vals = history
+    E, A, B, H, V, bias, W = tensors
     n_items = E.shape[0]
-    index = torch.from_numpy(np.stack([np.concatenate(rows), np.concatenate(cols)]))
-    weights = torch.from_numpy(np.concatenate(vals).astype(np.float32))
-    C = torch.sparse_coo_tensor(index, weights, (len(targets), n_items), check_invariants=False)
+    n = len(batch.targets)
     keep_h = (torch.rand(n_items, 1) >= id_dropout).float() * warm
     keep_v = (torch.rand(n_items, 1) >= id_dropout).float() * warm
-    s = torch.sparse.mm(C, E @ A.T + keep_h * H)
-    s = s / s.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    logits = s @ (E @ B.T + keep_v * V).T + (keep_v[:, 0] * bias)[None, :]
+    x = E @ A.T + keep_h * H
+    q = None
+    for k, (rows, cols, vals) in enumerate(batch.sums):
+        index = torch.from_numpy(np.stack([rows, cols]))
+        weights = torch.from_numpy(vals.astype(np.float32))
+        C = torch.sparse_coo_tensor(index, weights, (n, n_items), check_invariants=False)
+        s = torch.sparse.mm(C, x)
+        d = s / s.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        term = d if W is None else d @ W[k].T
+        q = term if q is None else q + term
+    logits = q @ (E @ B.T + keep_v * V).T + (keep_v[:, 0] * bias)[None, :]
     logits = logits.masked_fill(warm[:, 0] == 0, float("-inf"))
-    return torch.nn.functional.cross_entropy(logits, torch.as_tensor(targets))
+    if len(batch.seen[0]):
+        seen = (torch.from_numpy(batch.seen[0]), torch.from_numpy(batch.seen[1]))
+        logits = logits.index_put(seen, torch.tensor(float("-inf")))
+    return torch.nn.functional.cross_entropy(logits, torch.from_numpy(batch.targets))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,6 +287,7 @@ class HeadFinetune:
     batch_size: int = 128
     learning_rate: float = 3e-4
     id_dropout: float = 0.3
+    mask_history: bool = True  # as the first training (HeadConfig)
     seed: int = 0
 
 
@@ -256,9 +320,14 @@ def finetune_head(
     H = torch.nn.Parameter(torch.from_numpy(h0.astype(np.float32)))
     V = torch.nn.Parameter(torch.from_numpy(v0.astype(np.float32)))
     bias = torch.nn.Parameter(torch.from_numpy(b0.astype(np.float32)))
-    optimizer = torch.optim.AdamW([A, B, H, V, bias], lr=config.learning_rate, weight_decay=0.0)
+    params = [A, B, H, V, bias]
+    W = None
+    if head.readout is not None:
+        W = torch.nn.Parameter(torch.from_numpy(head.readout.astype(np.float32)))
+        params.append(W)
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
     warm = torch.ones(len(item_ids), 1)
-    coefs = [w * decay(t, head.half_life_s, head.half_life_events) for _, t, w, _ in examples]
+    coefs = [decay_rows(t, head)(len(t)) * w for _, t, w, _ in examples]
     losses: list[float] = []
     order = np.arange(len(examples))
     for _ in tqdm(
@@ -266,14 +335,14 @@ def finetune_head(
     ):
         rng.shuffle(order)
         for start in range(0, len(order), config.batch_size):
-            batch = order[start : start + config.batch_size]
-            history = (
-                [np.full(len(examples[k][0]), r) for r, k in enumerate(batch)],
-                [examples[k][0] for k in batch],
-                [coefs[k] for k in batch],
+            picked = order[start : start + config.batch_size]
+            batch = Batch.of(
+                [examples[k][0] for k in picked],
+                [coefs[k] for k in picked],
+                [examples[k][3] for k in picked],
+                config.mask_history,
             )
-            targets = [examples[k][3] for k in batch]
-            loss = softmax_loss((E, A, B, H, V, bias), warm, history, targets, config.id_dropout)
+            loss = softmax_loss((E, A, B, H, V, bias, W), warm, batch, config.id_dropout)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -295,6 +364,7 @@ def finetune_head(
         h=h,
         v=v,
         bias=b,
+        readout=None if W is None else W.detach().numpy().astype(head.A.dtype),
     )
     record = {
         "config": dataclasses.asdict(config),
@@ -307,10 +377,17 @@ def finetune_head(
     return tuned, record
 
 
-def decay_rows(times: np.ndarray, half_life_s: float | None, half_life_events: float | None) -> Any:
-    """``coef(p)``: the decay coefficients of events 0..p-1 at the time of event p-1."""
+def decay_rows(times: np.ndarray, head: Head) -> Any:
+    """``coef(p)``: the (half-lives, p) decay coefficients of events 0..p-1 at the time of
+    event p-1, one row per sum of ``head`` (its clock and :attr:`Head.half_lives`)."""
+    by_events = head.half_life_events is not None
 
     def coef(p: int) -> np.ndarray:
-        return decay(times[:p], half_life_s, half_life_events)
+        return np.stack(
+            [
+                decay(times[:p], None if by_events else h, h if by_events else None)
+                for h in head.half_lives
+            ]
+        )
 
     return coef

@@ -502,11 +502,15 @@ def test_an_allowed_lateness_dead_letters_events_older_than_the_watermark_minus_
     asyncio.run(with_processor(body, allowed_lateness_s=3600.0))
 
 
-def test_a_head_that_decays_by_events_folds_in_arrival_order_and_backfills_before_live() -> None:
+@pytest.mark.parametrize("extra", [(), (1.0, math.inf)], ids=["one sum", "readout"])
+def test_a_head_that_decays_by_events_folds_in_arrival_order_and_backfills_before_live(
+    extra: tuple[float, ...],
+) -> None:
     """An events-clock head: each event weighs 2^(-1/h) less per event that arrived after
     it, whatever its time. A roll-out's backfill folds the history into a state of the
     head's dimension and merges it in as if it had arrived before what the live stream
-    folded meanwhile."""
+    folded meanwhile. A head with extra sums keeps one per half-life and serves
+    ``[Σ_k W_k normalize(s_k), 1]``."""
     from streams.head import Head, stream_half_lives
     from streams.rollout.backfill import Backfill
     from streams.settings import Settings
@@ -522,7 +526,16 @@ def test_a_head_that_decays_by_events_folds_in_arrival_order_and_backfills_befor
         np.zeros(3),
         None,
         half_life_events=h,
+        extra_half_lives=extra,
+        readout=rng.normal(size=(1 + len(extra), d, d)) if extra else None,
     )
+
+    def served(order: list[np.ndarray]) -> np.ndarray:
+        directions = []
+        for half in head.half_lives:
+            s = sum(2 ** (-(len(order) - 1 - k) / half) * v for k, v in enumerate(order))
+            directions.append(s / np.linalg.norm(s))
+        return head.query(directions)
 
     def click(event_id: str, item: int, ts: float, offset: int) -> RawRecord:
         fields = {"event_id": event_id, "user_id": "u", "item_id": item, "ts": ts}
@@ -546,18 +559,17 @@ def test_a_head_that_decays_by_events_folds_in_arrival_order_and_backfills_befor
             }
             # Live: item 3 then item 1, the later one with the earlier time.
             await proc.events([click("l1", 3, T0 + 50, 10), click("l2", 1, T0 + 5, 11)])
-            s = 2 ** (-1 / h) * x[3] + x[1]
             user = store.user("u", proc.version)
             assert user is not None
-            np.testing.assert_allclose(user.vector["short"][:d], s / np.linalg.norm(s), atol=1e-5)
+            np.testing.assert_allclose(user.vector["short"][:d], served([x[3], x[1]]), atol=1e-5)
+            assert user.vector["short"][d] == 1.0
             # The backfill: two events of the history, before the live stamp (offset 10).
             backfill = Backfill(Settings(), "g", proc, asyncio.Lock(), kinds={"clicks": "clicks"})
             await backfill._events([click("b1", 2, T0, 0), click("b2", 1, T0 + 1, 1)])
             order = [x[2], x[1], x[3], x[1]]  # history first, then the live events
-            s = sum(2 ** (-(len(order) - 1 - k) / h) * v for k, v in enumerate(order))
             user = store.user("u", proc.version)
             assert user is not None
-            np.testing.assert_allclose(user.vector["short"][:d], s / np.linalg.norm(s), atol=1e-5)
+            np.testing.assert_allclose(user.vector["short"][:d], served(order), atol=1e-5)
             assert InterestState.from_bytes(states["u"]).event_count == 4
 
     asyncio.run(body())

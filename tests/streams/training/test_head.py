@@ -4,6 +4,7 @@ at zero-shot, cold items get the text part only, and a version carries it verifi
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from pathlib import Path
 
@@ -14,6 +15,7 @@ pytest.importorskip("torch")
 
 from encoder.errors import ModelIntegrityError
 from encoder.manifest import HEAD_FILE, read_manifest, verify_files
+from streams.errors import StreamError
 from streams.evaluation.data import Interaction
 from streams.evaluation.protocol import Split, five_core, leave_one_out
 from streams.evaluation.rows import Interest, interest_vectors
@@ -119,19 +121,76 @@ def test_cold_items_are_no_candidate_of_the_training_softmax() -> None:
     the loss, or training learns to push their text part away from every user."""
     import torch
 
-    from streams.training.head import softmax_loss
+    from streams.training.head import Batch, softmax_loss
 
     n, d, cold = 12, 8, [9, 10, 11]
     e = torch.from_numpy(unit_vectors(n, d))
     params = (torch.eye(d), torch.eye(d), torch.zeros(n, d), torch.zeros(n, d), torch.zeros(n))
     warm = torch.ones(n, 1)
     warm[cold] = 0.0
-    history = ([np.zeros(3, dtype=np.int64)], [np.array([0, 1, 2])], [np.ones(3)])
-    loss = softmax_loss((e, *params), warm, history, [3], id_dropout=0.0)
+    batch = Batch.of([np.array([0, 1, 2])], [np.ones((1, 3))], [3], mask_history=False)
+    loss = softmax_loss((e, *params, None), warm, batch, id_dropout=0.0)
     moved = e.clone()
     moved[cold] = e[3]  # the held-out items now look exactly like the target
-    again = softmax_loss((moved, *params), warm, history, [3], id_dropout=0.0)
+    again = softmax_loss((moved, *params, None), warm, batch, id_dropout=0.0)
     assert torch.isclose(loss, again)
+
+
+def test_an_examples_own_history_is_no_candidate_of_its_softmax() -> None:
+    """The protocol never ranks a user's history; training leaves it out too, so the loss
+    does not push down the items the sums point at."""
+    import torch
+
+    from streams.training.head import Batch, softmax_loss
+
+    n, d = 12, 8
+    e = torch.from_numpy(unit_vectors(n, d))
+    params = (torch.eye(d), torch.eye(d), torch.zeros(n, d), torch.zeros(n, d), torch.zeros(n))
+    warm = torch.ones(n, 1)
+    history, coefs = np.array([0, 1, 2]), np.ones((1, 3))
+    masked = Batch.of([history], [coefs], [3], mask_history=True)
+    assert sorted(masked.seen[1].tolist()) == [0, 1, 2]
+    # the user's sum points at its history: left out, the target's share of the softmax
+    # is what it would be among the other items alone
+    loss = softmax_loss((e, *params, None), warm, masked, id_dropout=0.0)
+    logits = (e[[0, 1, 2]].sum(0) / e[[0, 1, 2]].sum(0).norm()) @ e.T
+    assert torch.isclose(loss, torch.logsumexp(logits[3:], 0) - logits[3], atol=1e-5)
+    plain = Batch.of([history], [coefs], [3], mask_history=False)
+    assert loss < softmax_loss((e, *params, None), warm, plain, id_dropout=0.0)
+    # a target that is also in the history stays a candidate (it is what is predicted)
+    again = Batch.of([np.array([0, 3, 2])], [coefs], [3], mask_history=True)
+    assert 3 not in again.seen[1].tolist()
+    assert torch.isfinite(softmax_loss((e, *params, None), warm, again, id_dropout=0.0))
+
+
+def test_a_head_with_extra_sums_folds_each_and_reads_them_out(tmp_path: Path) -> None:
+    """``q = Σ_k W_k normalize(s_k)``, one sum per half-life (inf: no decay), in the clock of
+    the head; it survives its file, and a single-sum head's file has no readout."""
+    rng = np.random.default_rng(3)
+    split = chain_split(users=20, items=8)
+    base = random_head(split.items, rng, None)
+    W = rng.normal(size=(3, base.dim, base.dim))
+    head = dataclasses.replace(
+        base, half_life_events=10.0, extra_half_lives=(1.0, math.inf), readout=W
+    )
+    e = unit_vectors(len(split.items), 8)
+    x = head.history_vectors(e)
+    items, times = np.array([0, 3, 5, 1]), np.arange(4.0)
+    got = head.fold(x, items, times)
+    want = np.zeros(head.dim)
+    for k, h in enumerate((10.0, 1.0, math.inf)):
+        s = (np.exp2(-np.arange(4)[::-1] / h)[:, None] * x[items]).sum(0)
+        want += W[k] @ (s / np.linalg.norm(s))
+    np.testing.assert_allclose(got, np.append(want, 1.0), atol=1e-9)
+    head.save(tmp_path / HEAD_FILE)
+    back = Head.load(tmp_path / HEAD_FILE)
+    assert back.extra_half_lives == (1.0, math.inf)
+    np.testing.assert_array_equal(back.readout, W)
+    base.save(tmp_path / "single.npz")
+    with np.load(tmp_path / "single.npz") as z:
+        assert "readout" not in z and "extra_half_lives" not in z
+    with pytest.raises(StreamError, match="readout has shape"):
+        dataclasses.replace(head, readout=W[:2])
 
 
 def test_cold_items_are_the_newest_by_first_appearance() -> None:
