@@ -23,7 +23,7 @@ from streams.training.compare import _head_ranks, summary
 from streams.training.config import EXTRA_HALF_LIVES_EVENTS
 from streams.training.head import HeadConfig, train_head
 
-# The settings before the first sweep, spelled out (HeadConfig's defaults are now "sums").
+# The settings before the first sweep, spelled out (`train`'s defaults are now "average").
 BASE = HeadConfig(
     dim=128,
     half_life_events=10.0,
@@ -32,6 +32,7 @@ BASE = HeadConfig(
     batch_size=512,
     learning_rate=3e-3,
     mask_history=False,
+    weight_average=0.0,
 )
 BATCH128 = dataclasses.replace(BASE, batch_size=128, learning_rate=1e-3, patience=5)
 SETTINGS = {
@@ -42,10 +43,17 @@ SETTINGS = {
     "lr1e-3": dataclasses.replace(BASE, learning_rate=1e-3, patience=5),
     "batch128": BATCH128,
     # the second sweep, from batch128: each example's history out of its softmax, then
-    # sums of the last event and of the whole history beside the 10-event one
+    # sums of the last event and of the whole history beside the 10-event one, then the
+    # weights' moving average
     "mask": dataclasses.replace(BATCH128, mask_history=True),
     "sums": dataclasses.replace(
         BATCH128, mask_history=True, extra_half_lives=EXTRA_HALF_LIVES_EVENTS
+    ),
+    "average": dataclasses.replace(
+        BATCH128,
+        mask_history=True,
+        extra_half_lives=EXTRA_HALF_LIVES_EVENTS,
+        weight_average=0.999,
     ),
 }
 

@@ -110,7 +110,7 @@ class Head:
         self, e: np.ndarray, item_ids: list[str] | None = None, ids: bool = True
     ) -> np.ndarray:
         """``[y_j, b_j]`` for the items of text vectors ``e``: what Qdrant searches with a
-        user's ``[normalize(s), 1]``. Rows and ``ids`` as for :meth:`history_vectors`."""
+        user's ``[q, 1]``. Rows and ``ids`` as for :meth:`history_vectors`."""
         return self.items_of(e, self._rows_for(len(e), item_ids, ids))
 
     def _rows_for(self, n: int, item_ids: list[str] | None, ids: bool) -> np.ndarray:
@@ -123,8 +123,7 @@ class Head:
     @property
     def half_lives(self) -> tuple[float, ...]:
         """The half-lives of the user's sums in the head's clock, its own first (inf: none)."""
-        own = self.half_life_events if self.half_life_events is not None else self.half_life_s
-        return (math.inf if own is None else own, *self.extra_half_lives)
+        return sum_half_lives(self.half_life_s, self.half_life_events, self.extra_half_lives)
 
     def query(self, directions: Sequence[np.ndarray]) -> np.ndarray:
         """``q = Σ_k W_k · d_k`` from the unit directions ``d_k`` of the user's sums, one
@@ -147,13 +146,9 @@ class Head:
         """``[q, 1]`` of one user whose events are ``items`` at ``times`` (in the user's
         order), with ``x`` the history vectors (:meth:`history_vectors`) and the events'
         ``weights`` as the stream folded them (default: every event 1)."""
-        by_events = self.half_life_events is not None
         directions = []
-        for h in self.half_lives:
-            c = decay(times, None if by_events else h, h if by_events else None)
-            if weights is not None:
-                c = c * weights
-            s = c @ x[items]
+        for c in sum_decays(times, self.half_lives, self.half_life_events is not None):
+            s = (c if weights is None else c * weights) @ x[items]
             norm = np.linalg.norm(s)
             directions.append(s / norm if norm > 0 else s)
         return np.append(self.query(directions), 1.0)
@@ -207,6 +202,22 @@ def decay(
     if half_life_events is not None and half_life_events != math.inf:
         c *= np.exp2(-np.arange(len(times))[::-1] / half_life_events)
     return c
+
+
+def sum_half_lives(
+    half_life_s: float | None, half_life_events: float | None, extra: tuple[float, ...] = ()
+) -> tuple[float, ...]:
+    """The half-lives of a head's sums in its clock: its own (inf: none), then ``extra``."""
+    own = half_life_events if half_life_events is not None else half_life_s
+    return (math.inf if own is None else own, *extra)
+
+
+def sum_decays(times: np.ndarray, half_lives: Sequence[float], by_events: bool) -> np.ndarray:
+    """(sums, events): each event's coefficient in each sum at the time of the last event
+    (:func:`decay` per half-life, by events or by event time)."""
+    return np.stack(
+        [decay(times, None if by_events else h, h if by_events else None) for h in half_lives]
+    )
 
 
 NO_DECAY_S = 1e15  # the stream's half-life for a head trained without decay (~30 million years)

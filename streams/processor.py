@@ -227,7 +227,8 @@ class EventProcessor:
         self.stamp_live = stamp_live
         self.item_cache = VectorCache(config.item_cache_entries)  # what an event folds
         # A learned head (streams/head.py): events fold x_j = A·e_j + h_j, items are served
-        # as [y_j, b_j] = [B·e_j + v_j, b_j], users as [normalize(s), 1]; else e_j itself.
+        # as [y_j, b_j] = [B·e_j + v_j, b_j], users as [q, 1] (q read out of their sums);
+        # else e_j itself.
         self.head = head
         self.dimension = head.dim if head else encoder.dimension  # of the users' sums
         # A head trained to decay by events: the sums decay per later event of the user, in
@@ -249,7 +250,7 @@ class EventProcessor:
     async def start(self) -> None:
         if self.head is None:
             self.store.ensure_version(self.version, self.encoder.dimension)
-        else:  # dot products of [normalize(s), 1] with [y_j, b_j]
+        else:  # dot products of [q, 1] with [y_j, b_j]
             self.store.ensure_version(self.version, self.head.dim + 1, distance="dot")
         if self.config.concept_labels:
             labels = (await self.encoder.encode(list(self.config.concept_labels))).vectors

@@ -2,7 +2,7 @@
 
 * ``popularity``: how often the item occurs in all users' histories of the split;
 * ``last item``: cosine to the vector of the user's last history item;
-* ``head``: a learned head's ``[normalize(s), 1]`` against its items' ``[y_j, b_j]``
+* ``head``: a learned head's ``[q, 1]`` (streams/head.py) against its items' ``[y_j, b_j]``
   (streams/head.py), the user's sum folded as the stream folds it for a head version;
 * ``interest``: cosine to the forward-decayed interest vector (DESIGN.md, "Interest math")
   of the user's history at the time of its last event,
@@ -72,7 +72,7 @@ def interest_vectors(
 def head_user_vectors(
     head: Head, split: Split, which: SplitName, e: np.ndarray, ids: bool = True
 ) -> np.ndarray:
-    """``[normalize(s_u), 1]`` per user after the split's history (the stream's state)."""
+    """``[q_u, 1]`` per user after the split's history (the stream's state)."""
     x = head.history_vectors(e, split.items, ids).astype(np.float64)
     users = np.zeros((len(split.users), head.dim + 1))
     for u, seq in enumerate(split.sequences):

@@ -180,7 +180,7 @@ class Store(abc.ABC):
         """Create ``items__v`` and ``users__v`` if missing; point the aliases at them when
         ``serve`` is true, or when ``serve`` is None and no alias exists yet. ``distance``:
         cosine for the encoder's vectors, dot for a learned head's ``[y, b]`` items and
-        ``[normalize(s), 1]`` users."""
+        ``[q, 1]`` users."""
         names = self.collections()
         if collection(ITEMS, version) not in names:
             self._create(collection(ITEMS, version), dimension, (), distance)

@@ -198,7 +198,7 @@ def hold_out_head(
     head: Head, e: np.ndarray, data: TrainingData, hold_out: list[int]
 ) -> dict[str, float]:
     """:func:`hold_out_recall` for a head version: each hold-out history folded as the
-    stream folds it for ``head`` (``[normalize(s), 1]`` against ``[y_j, b_j]``), the items of
+    stream folds it for ``head`` (``[q, 1]`` against ``[y_j, b_j]``), the items of
     ``data`` (text vectors ``e``) ranked, history excluded. Items the head does not know
     score by their text part, as the stream serves them."""
     assert data.item_ids is not None

@@ -1,14 +1,16 @@
 """The learned interest head: a two-tower model over the encoder's item vectors.
 
     head, record = train_head(split, vectors, HeadConfig(dim=128, half_life_s=None))
-    users = user_vectors(head, split, "test", vectors)  # [normalize(s), 1] per user
+    users = user_vectors(head, split, "test", vectors)  # [q, 1] per user
     scores = users @ head.item_matrix(vectors).T          # . [y_j, bias_j]
 
-The history side ``x_j = A·e_j + h_j`` is what an event folds into the user's sum; the item
-side ``y_j = B·e_j + v_j`` with a bias ``b_j`` is what a user is scored against:
-``score(u, j) = normalize(s_u)·y_j + b_j`` with ``s_u = Σ_i c_i x_{j_i}`` and
-``c_i = w_i · 2^((t_i - t_last) / h)`` (no decay when ``h`` is None), exactly the stream's
-forward-decayed sum: linear in the events, order-independent, O(1) per event.
+The history side ``x_j = A·e_j + h_j`` is what an event folds into the user's sums; the
+item side ``y_j = B·e_j + v_j`` with a bias ``b_j`` is what a user is scored against:
+``score(u, j) = q_u·y_j + b_j`` with ``q_u = Σ_k W_k normalize(s_uk)``, one sum per
+half-life ``s_uk = Σ_i c_ik x_{j_i}``, ``c_ik = w_i · 2^((t_i - t_last) / h_k)`` (by event
+time; by events, ``2^(-(events after i) / h_k)``): exactly the stream's forward-decayed
+sums, linear in the events, O(1) per event. The readout ``W`` starts at the identity for
+the first sum and zero for the others; a head of one sum has none (``q = normalize(s)``).
 
 ``e_j`` is the encoder's unit vector of item j's text, ``h_j``, ``v_j`` and ``b_j`` are
 learned per item (the collaborative part). ``A`` and ``B`` start at the same orthonormal
@@ -18,8 +20,9 @@ Per-item parts are dropped at random during training (``id_dropout``), so the te
 alone ranks well: that is what serves an item nobody has touched yet (``cold`` items
 never get per-item parts).
 
-Training: full-softmax cross-entropy over every item for every prefix of every user's
-training history (all but the validation and test targets), AdamW, one epoch at a time;
+Training: full-softmax cross-entropy over every item but the example's own history (the
+protocol never ranks it), for every prefix of every user's training history (all but the
+validation and test targets), AdamW, one epoch at a time;
 the epoch kept is the best on validation Recall@10 (patience ``patience`` epochs). torch is
 imported here only, lazily: the runtime reads the plain arrays of :class:`Head`.
 """
@@ -39,7 +42,7 @@ from streams.evaluation.metrics import metrics
 from streams.evaluation.protocol import Split, SplitName
 from streams.evaluation.rows import head_user_vectors as user_vectors
 from streams.evaluation.run import ranks_by_vectors
-from streams.head import Head, decay
+from streams.head import Head, sum_decays, sum_half_lives
 from streams.training.config import HeadConfig
 
 MIN_COEF = 1e-9  # decayed history entries below this weight are left out of a batch
@@ -108,32 +111,28 @@ def train_head(
         params.append(W)
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     warm = torch.from_numpy(~cold_mask).float()[:, None]  # cold items: the text part only
-    shape = Head(
-        [],
-        proj.numpy(),
-        proj.numpy(),
-        np.zeros((0, config.dim)),
-        np.zeros((0, config.dim)),
-        np.zeros(0),
-        config.half_life_s,
-        config.half_life_events,
-        config.extra_half_lives,
-        None if W is None else W.detach().numpy(),
-    )  # the clock and half-lives, for decay_rows
-    coefs = [decay_rows(split.times[u], shape) for u in range(len(split.users))]
+    half_lives = sum_half_lives(
+        config.half_life_s, config.half_life_events, config.extra_half_lives
+    )
+    by_events = config.half_life_events is not None
+    coefs = [decay_rows(split.times[u], half_lives, by_events) for u in range(len(split.users))]
+
+    average = WeightAverage(params, config.weight_average)
 
     def snapshot() -> Head:
+        a, b, h, v, bias_, *w = (t.numpy().copy() for t in average.weights())
+        keep = warm.numpy()
         return Head(
             item_ids=list(split.items),
-            A=A.detach().numpy().copy(),
-            B=B.detach().numpy().copy(),
-            h=(H * warm).detach().numpy().copy(),
-            v=(V * warm).detach().numpy().copy(),
-            bias=(bias * warm[:, 0]).detach().numpy().copy(),
+            A=a,
+            B=b,
+            h=h * keep,
+            v=v * keep,
+            bias=bias_ * keep[:, 0],
             half_life_s=config.half_life_s,
             half_life_events=config.half_life_events,
             extra_half_lives=config.extra_half_lives,
-            readout=None if W is None else W.detach().numpy().copy(),
+            readout=w[0] if w else None,
         )
 
     def validate(head: Head) -> dict[str, float]:
@@ -170,6 +169,7 @@ def train_head(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            average.update()
             losses.append(loss.item())
         head = snapshot()
         scores = validate(head)
@@ -196,6 +196,29 @@ def train_head(
         "seconds": round(time.perf_counter() - started, 1),
     }
     return best_head, record
+
+
+class WeightAverage:
+    """An exponential moving average of ``params``, updated after each optimizer step:
+    ``avg = r · avg + (1 - r) · param`` with ``r = min(rate, (1 + n) / (10 + n))`` at the
+    n-th step, so that the first steps are not outweighed by the starting point (a short
+    training moves the average too); ``rate`` 0: the params themselves."""
+
+    def __init__(self, params: list[Any], rate: float) -> None:
+        self.params, self.rate = params, rate
+        self.average = [p.detach().clone() for p in params]
+        self.steps = 0
+
+    def update(self) -> None:
+        if self.rate:
+            r = min(self.rate, (1 + self.steps) / (10 + self.steps))
+            for avg, p in zip(self.average, self.params, strict=True):
+                avg.mul_(r).add_(p.detach(), alpha=1.0 - r)
+        self.steps += 1
+
+    def weights(self) -> list[Any]:
+        """The averaged weights, detached (the params themselves when ``rate`` is 0)."""
+        return self.average if self.rate else [p.detach() for p in self.params]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -327,7 +350,10 @@ def finetune_head(
         params.append(W)
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
     warm = torch.ones(len(item_ids), 1)
-    coefs = [decay_rows(t, head)(len(t)) * w for _, t, w, _ in examples]
+    coefs = [
+        sum_decays(t, head.half_lives, head.half_life_events is not None) * w
+        for _, t, w, _ in examples
+    ]
     losses: list[float] = []
     order = np.arange(len(examples))
     for _ in tqdm(
@@ -377,17 +403,11 @@ def finetune_head(
     return tuned, record
 
 
-def decay_rows(times: np.ndarray, head: Head) -> Any:
-    """``coef(p)``: the (half-lives, p) decay coefficients of events 0..p-1 at the time of
-    event p-1, one row per sum of ``head`` (its clock and :attr:`Head.half_lives`)."""
-    by_events = head.half_life_events is not None
+def decay_rows(times: np.ndarray, half_lives: tuple[float, ...], by_events: bool) -> Any:
+    """``coef(p)``: the (half-lives, p) coefficients of events 0..p-1 at the time of event
+    p-1, one row per sum (:func:`streams.head.sum_decays`)."""
 
     def coef(p: int) -> np.ndarray:
-        return np.stack(
-            [
-                decay(times[:p], None if by_events else h, h if by_events else None)
-                for h in head.half_lives
-            ]
-        )
+        return sum_decays(times[:p], half_lives, by_events)
 
     return coef

@@ -342,3 +342,28 @@ def test_the_best_seed_is_chosen_by_recall_then_ndcg() -> None:
     # np.argmax of these pairs indexes the flattened array: 2 here, and up to 5 for 3 seeds.
     assert best_index([(0.10, 0.05), (0.12, 0.06), (0.11, 0.07)]) == 1
     assert best_index([(0.12, 0.05), (0.12, 0.06), (0.11, 0.9)]) == 1
+
+
+def test_the_weight_average_follows_the_steps_and_rate_0_is_the_weights() -> None:
+    import torch
+
+    from streams.training.head import WeightAverage
+
+    p = torch.nn.Parameter(torch.zeros(2))
+    average = WeightAverage([p], 0.5)
+    with torch.no_grad():
+        for value in (1.0, 2.0, 4.0):
+            p.fill_(value)
+            average.update()
+    # rates min(0.5, (1 + n) / (10 + n)): 1/10, 2/11, 3/12
+    first = 0.9 * 1.0
+    second = 2 / 11 * first + 9 / 11 * 2.0
+    third = 0.25 * second + 0.75 * 4.0
+    np.testing.assert_allclose(average.weights()[0].numpy(), [third] * 2, rtol=1e-6)
+    for _ in range(100):
+        average.update()  # the rate is capped at 0.5: the average reaches the weights
+    np.testing.assert_allclose(average.weights()[0].numpy(), [4.0] * 2, rtol=1e-6)
+    assert not average.weights()[0].requires_grad
+    plain = WeightAverage([p], 0.0)
+    plain.update()
+    np.testing.assert_array_equal(plain.weights()[0].numpy(), [4.0, 4.0])
