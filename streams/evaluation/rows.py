@@ -2,8 +2,8 @@
 
 * ``popularity``: how often the item occurs in all users' histories of the split;
 * ``last item``: cosine to the vector of the user's last history item;
-* ``head``: a learned head's ``[q, 1]`` (streams/head.py) against its items' ``[y_j, b_j]``
-  (streams/head.py), the user's sum folded as the stream folds it for a head version;
+* ``head``: a learned head's ``[q, 1]`` against its items' ``[y_j, b_j]``
+  (streams/head.py), the user's sums folded as the stream folds them for a head version;
 * ``interest``: cosine to the forward-decayed interest vector (DESIGN.md, "Interest math")
   of the user's history at the time of its last event,
   ``Σ_j w_j · 2^((t_j - t_last) / h) · e_j``, for a half-life ``h`` (``None``: no decay)
