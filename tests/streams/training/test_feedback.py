@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -252,17 +253,37 @@ def chain_examples(n: int, items: int, seed: int = 0) -> list[Example | ForgetMa
 
 
 def serve_head(
-    root: Path, items: list[str], parts: np.ndarray, half_life_s: float | None, meta: dict
+    root: Path,
+    items: list[str],
+    parts: np.ndarray,
+    half_life_s: float | None,
+    meta: dict,
+    extra: tuple[float, ...] = (),
 ) -> tuple[Head, str]:
     """A head of 8 dimensions over the current encoder (``parts`` as both per-item parts,
-    biases 0) written as a version and made CURRENT: (the head, its version)."""
+    biases 0; ``extra`` half-lives read out as the first sum alone) written as a version
+    and made CURRENT: (the head, its version)."""
     from encoder.manifest import read_manifest
     from streams.training.versions import write_head_version
 
     encoder = ModelRegistry(root).current()
     assert encoder is not None
     d = read_manifest(root / encoder).dimension
-    head = Head(items, np.eye(8, d), np.eye(8, d), parts, parts, np.zeros(len(items)), half_life_s)
+    readout = None
+    if extra:
+        readout = np.zeros((1 + len(extra), 8, 8))
+        readout[0] = np.eye(8)
+    head = Head(
+        items,
+        np.eye(8, d),
+        np.eye(8, d),
+        parts,
+        parts,
+        np.zeros(len(items)),
+        half_life_s,
+        extra_half_lives=extra,
+        readout=readout,
+    )
     version, _ = write_head_version(root, encoder, head, meta, True)
     return head, version
 
@@ -302,6 +323,36 @@ def test_a_head_version_gets_a_head_round_that_learns_new_items_and_gates(
     for name, head in (("current", served), ("candidate", tuned)):  # what the gate compared
         assert record["hold_out"][name] == hold_out_head(head, e, data, hold_out)
     assert record["hold_out"]["candidate"]["recall@10"] > record["hold_out"]["current"]["recall@10"]
+
+
+def test_a_head_round_trains_the_readout_of_a_head_with_several_sums(tiny_root: Path) -> None:
+    """A served head with sums of several half-lives: the warm start trains its readout
+    with the rest, keeps its half-lives, and ranks the hold-out better than it did."""
+    pytest.importorskip("torch")
+    from streams.evaluation.run import encode_items
+    from streams.training.feedback import head_examples, hold_out_head
+    from streams.training.head import HeadFinetune, finetune_head
+
+    items = [f"i{j}" for j in range(30)]
+    parts = np.random.default_rng(1).normal(scale=0.1, size=(len(items), 8))
+    served, parent = serve_head(tiny_root, items, parts, 3600.0, {}, extra=(0.05, math.inf))
+    data, picked, hold_out = feedback_data(chain_examples(300, 30), None, size=1000, seed=0)
+    assert data.item_ids is not None
+    e, _ = encode_items(data.texts, tiny_root / parent, Settings(), progress=False)
+    tuned, _ = finetune_head(
+        served,
+        e,
+        data.item_ids,
+        head_examples(data, [s for s, _ in picked]),
+        HeadFinetune(epochs=30),
+        progress=False,
+    )
+    assert tuned.extra_half_lives == (0.05, math.inf)
+    assert tuned.readout is not None and served.readout is not None
+    assert not np.allclose(tuned.readout, served.readout)
+    before = hold_out_head(served, e, data, hold_out)
+    after = hold_out_head(tuned, e, data, hold_out)
+    assert after["mrr@10"] > before["mrr@10"] and after["recall@10"] >= before["recall@10"]
 
 
 def test_a_discarded_head_round_leaves_the_served_version(

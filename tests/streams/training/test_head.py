@@ -19,7 +19,7 @@ from streams.errors import StreamError
 from streams.evaluation.data import Interaction
 from streams.evaluation.protocol import Split, five_core, leave_one_out
 from streams.evaluation.rows import Interest, interest_vectors
-from streams.head import Head
+from streams.head import Head, load_head
 from streams.settings import Settings
 from streams.training.compare import cold_items, ranks_of
 from streams.training.head import HeadConfig, train_head, user_vectors
@@ -292,6 +292,10 @@ def test_train_compares_the_rows_and_writes_the_head(
     ]
     written = report["written"]
     assert read_manifest(tiny_root / written["version"]).parent == written["parent"]
+    served = load_head(tiny_root / written["version"])  # the default: three sums, read out
+    assert served is not None and served.half_life_events == 10.0
+    assert served.extra_half_lives == (1.0, math.inf)
+    assert served.readout is not None and served.readout.shape == (3, 8, 8)
     from streams.evaluation.report import main as publish
 
     (tmp_path / "train.json").write_bytes(orjson.dumps(report))
@@ -324,6 +328,9 @@ def test_train_compares_the_rows_and_writes_the_head(
         (["--batch-size", "0"], "--batch-size must be at least 1"),
         (["--learning-rate", "0"], "--learning-rate must be a positive number"),
         (["--dim", "100000"], "exceeds the encoder's"),
+        (["--extra-half-lives", "abc"], "--extra-half-lives must be half-lives > 0"),
+        (["--extra-half-lives", "1,0"], "--extra-half-lives must be half-lives > 0"),
+        (["--extra-half-lives", "nan"], "--extra-half-lives must be half-lives > 0"),
     ],
 )
 def test_train_refuses_bad_options_with_one_line(
