@@ -7,9 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASET=${DATASET:-../shared/data/movielens-latest-small}
 USERS=${USERS:-"1 414 599"}
-CLI=.venv/bin/interest-stream
+CLI=${CLI:-.venv/bin/interest-stream}  # tests put a stand-in here
+SETUP=${SETUP:-make setup}
 
-make setup
+$SETUP
 [ -f data/models/CURRENT ] || $CLI export --out data/models
 started=no  # stop at the end only a broker this run started
 if ! $CLI kafka status >/dev/null; then
