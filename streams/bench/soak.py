@@ -8,6 +8,7 @@ bounded, i.e. the worker keeps up.
 
     result = run_soak(load_settings(), minutes=30, rate=500)
     result["rss_mb"], result["lag"]      # first / last / max of the samples
+    result["rss_change_second_half"]     # last sample against the first half's last
 """
 
 from __future__ import annotations
@@ -69,16 +70,29 @@ def run_soak(
             _produce(run, worker.process.pid, minutes * 60, rate, users, items, sample_s, say)
         )
         worker.check()
+    return summarize(samples, minutes, rate, sent)
+
+
+def summarize(
+    samples: list[dict[str, Any]], minutes: float, rate: float, sent: int
+) -> dict[str, Any]:
+    """The soak's figures from its samples. The memory promise is read at two points: the
+    first half's last sample (warm: every user seen, the caches full) and the last one;
+    ``rss_change_second_half`` is the relative change between them (flat: near 0)."""
+    if not samples:
+        raise ValueError("the soak took no sample: run it longer than --sample-s")
     rss = [s["rss_mb"] for s in samples]
     lag = [s["lag"] for s in samples]
     half = len(rss) // 2
+    mid = rss[max(half - 1, 0)]
     return {
         "minutes": minutes,
         "rate": rate,
         "events": sent,
         "events_per_s": round(sent / (minutes * 60), 1),
-        "rss_mb": {"first": rss[0], "last": rss[-1], "max": max(rss)},
-        # Growth between the first and the second half's means: flat memory keeps it near 0.
+        "rss_mb": {"first": rss[0], "first_half_last": mid, "last": rss[-1], "max": max(rss)},
+        "rss_change_second_half": round(rss[-1] / mid - 1, 3),
+        # Growth between the first and the second half's means.
         "rss_growth_mb": round(sum(rss[half:]) / (len(rss) - half) - sum(rss[:half]) / half, 1)
         if half
         else None,

@@ -38,3 +38,24 @@ def test_cpu_time_is_read_from_proc_and_grows_with_work() -> None:
     before = cpu_seconds(os.getpid())
     sum(i * i for i in range(3_000_000))  # some CPU work in this process
     assert cpu_seconds(os.getpid()) > before >= 0
+
+
+def test_the_summary_reads_memory_at_the_first_half_s_last_sample_and_the_last() -> None:
+    from streams.bench.soak import summarize
+
+    samples = [
+        {"s": 10.0 * i, "sent": 100 * i, "rss_mb": rss, "lag": lag}
+        for i, (rss, lag) in enumerate([(300, 5), (400, 9), (420, 3), (430, 4), (441, 7), (462, 2)])
+    ]
+    result = summarize(samples, minutes=1.0, rate=100.0, sent=600)
+    assert result["rss_mb"] == {"first": 300, "first_half_last": 420, "last": 462, "max": 462}
+    assert result["rss_change_second_half"] == 0.1  # 462 / 420 - 1
+    assert result["lag"] == {"first": 5, "last": 2, "max": 9}
+    assert result["events_per_s"] == 10.0
+
+
+def test_a_soak_without_samples_is_an_error_not_a_crash_in_the_summary() -> None:
+    from streams.bench.soak import summarize
+
+    with pytest.raises(ValueError, match="no sample"):
+        summarize([], minutes=1.0, rate=100.0, sent=0)
