@@ -46,6 +46,7 @@ from streams.records import Example, ForgetMarker, Limits, encode_example
 from streams.rollout.dual import DualWrite, Rollout, rollout_from
 from streams.settings import Settings
 from streams.store import Store, store_for
+from streams.worker import commits
 from streams.worker.finetune import FinetuneLauncher, Trigger
 from streams.worker.liveness import Liveness
 from streams.worker.metrics import Metrics
@@ -102,6 +103,7 @@ def processor_config(settings: Settings, head: Head | None = None) -> ProcessorC
 
 def faust_app(settings: Settings) -> faust.App:
     """The worker's Faust app, without agents: broker, credentials, codecs, producer limits."""
+    commits.install()  # Faust's offset commits, corrected (streams/worker/commits.py)
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)  # Faust makes one level
     return faust.App(
         settings.consumer_group,
