@@ -9,7 +9,10 @@ switch is all-or-nothing. Edge has no aliases or lookup_from of its own; the sha
 logic resolves aliases, and :meth:`EdgeStore.recommend` reads the user's vector and then
 queries the items shard: two in-process calls where a server takes one request. Edge has
 no background optimizer either: the store runs it after every 50,000 points written to a
-shard (index building, vacuum).
+shard (index building, vacuum). Nor does it flush on its own: the store flushes a shard at
+most every ``FLUSH_EVERY_S`` while it writes, as a server does. Until a flush, the space of
+an overwritten payload is not reused, so without flushes the payload storage of users
+rewritten window after window grows without bound.
 
 One process owns the folder at a time (like qdrant-client's local mode): stop the worker
 before ``interest-stream recommend`` reads the same folder, or point both at a server.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -31,6 +35,7 @@ from streams.store.base import ITEMS, USERS, Distance, Hit, Store, StoreError, p
 
 ALIASES = "aliases.json"
 OPTIMIZE_EVERY = 50_000  # points written to a shard between two optimizer runs
+FLUSH_EVERY_S = 5.0  # a shard written to is flushed this often (a Qdrant server's default)
 
 
 class EdgeStore(Store):
@@ -40,6 +45,7 @@ class EdgeStore(Store):
         self.root = root
         self.shards: dict[str, qe.EdgeShard] = {}
         self._written: dict[str, int] = {}  # points written since the shard's last optimize
+        self._flushed: dict[str, float] = {}  # monotonic time of the shard's last flush
 
     @classmethod
     def open(cls, root: Path) -> EdgeStore:
@@ -108,6 +114,10 @@ class EdgeStore(Store):
         if self._written[name] >= OPTIMIZE_EVERY:
             self._written[name] = 0
             self._call(shard.optimize)
+        now = time.monotonic()
+        if now - self._flushed.setdefault(name, now) >= FLUSH_EVERY_S:
+            self._flushed[name] = now
+            self._call(shard.flush)
 
     def _drop(self, name: str) -> None:
         shard = self.shards.pop(name, None)

@@ -6,9 +6,11 @@ each backend, so the backends keep one behaviour.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 
 from streams.store import (
@@ -216,6 +218,32 @@ def test_edge_runs_its_optimizer_as_points_accumulate(
     for i in range(7):
         s.upsert_items("v1", [(str(i), unit(1, i, 0), {})])
     assert calls.count("optimize") == 2  # after the 3rd and the 6th point
+    s.close()
+
+
+@pytest.mark.slow
+def test_edge_reuses_the_space_of_overwritten_payloads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Users are rewritten window after window. Edge reuses an overwritten payload's space
+    only after a flush, so the store flushes as it writes: 72 MB of payload writes over
+    2,000 points stay in one 32 MB page of payload storage (three pages without flushes)."""
+    monkeypatch.setattr(edge, "FLUSH_EVERY_S", 0.0)  # every upsert: the bound, not the timing
+    s = EdgeStore.open(tmp_path / "edge")
+    s._create("users", 8, ["short", "long"], "dot")
+    rng = np.random.default_rng(0)
+    ids = [str(uuid.UUID(int=i)) for i in range(2000)]
+    recent = orjson.dumps(list(range(100_000, 100_256))).decode()  # ~1.8 KB, as a full history
+    for round_ in range(20):
+        for start in range(0, len(ids), 200):
+            vectors = rng.random((200, 2, 8)).tolist()
+            points = [
+                (i, {"short": v[0], "long": v[1]}, {"recent_items": recent, "event_count": round_})
+                for i, v in zip(ids[start : start + 200], vectors, strict=True)
+            ]
+            s._upsert("users", points)
+    pages = list((tmp_path / "edge" / "users").rglob("payload_storage/page_*"))
+    assert len(pages) == 1
     s.close()
 
 
