@@ -18,9 +18,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -103,9 +105,29 @@ def spawned_worker(
             cwd=workdir,  # no .env of the caller's folder: the environment says it all
         )
         try:
-            yield SpawnedWorker(process, log_path, qdrant, stats_file)
+            with _exit_on_sigterm():
+                yield SpawnedWorker(process, log_path, qdrant, stats_file)
         finally:
             _stop(process)
+
+
+@contextlib.contextmanager
+def _exit_on_sigterm() -> Iterator[None]:
+    """SIGTERM ends this process through its ``finally`` blocks, as Ctrl-C does, so that
+    the worker (in a session of its own, out of reach of the terminal's signals) is
+    stopped too rather than left running. Python's default for SIGTERM is to die at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_exit(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def worker_env(settings: Settings) -> dict[str, str]:

@@ -53,3 +53,43 @@ def test_a_dead_worker_is_reported_with_its_log(tmp_path: Path) -> None:
 def test_without_a_broker_it_says_how_to_start_one() -> None:
     with pytest.raises(StreamError, match=r"no Kafka broker at 127\.0\.0\.1:9 .*kafka start"):
         private_settings(Settings(kafka_bootstrap="127.0.0.1:9"), "x")
+
+
+def test_a_sigterm_to_the_parent_stops_the_spawned_worker_too(tmp_path: Path) -> None:
+    """The worker runs in a session of its own (the terminal's Ctrl-C does not reach it), so
+    the parent must stop it on the way out: after SIGTERM too, not only after Ctrl-C."""
+    import os
+    import signal
+    import time
+
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from streams.settings import Settings\n"
+            "from streams.worker.spawn import spawned_worker\n"
+            "with spawned_worker(Settings(), Path(sys.argv[1]), Path(sys.argv[1]),\n"
+            "                    module='tests.streams.worker.sleeper') as worker:\n"
+            "    print(worker.process.pid, flush=True)\n"
+            "    time.sleep(600)\n",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        env=os.environ | {"PYTHONPATH": str(Path.cwd())},
+    )
+    assert parent.stdout is not None
+    with parent.stdout:
+        child = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=30) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return  # stopped, and reaped by the parent
+        time.sleep(0.1)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail("the spawned worker outlived its parent")
