@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     encoder_max_pending: int = Field(8192, ge=1)
     encoder_provider: Literal["auto", "cuda", "cpu"] = "auto"
     encoder_threads: int | None = Field(None, ge=1)  # ONNX Runtime CPU threads; default: all cores
+    # numpy's BLAS threads in a worker. Its products are small; an idle BLAS thread spins on a
+    # core between them, which cost half the worker's CPU with 2 threads.
+    blas_threads: int = Field(1, ge=1)
     # A window whose texts are not encoded within this long is retried (a stalled model)
     encoder_timeout_s: float = Field(30.0, gt=0)
     # A window that fails with an unexpected error (a bug) is retried this many times, then
@@ -279,6 +282,7 @@ MEANINGS = {
     "encoder_max_pending": "texts waiting for the encoder at most (callers wait beyond: bounded)",
     "encoder_provider": "ONNX Runtime provider: auto (CUDA when there is a GPU), cuda or cpu",
     "encoder_threads": "ONNX Runtime CPU threads (default: all cores)",
+    "blas_threads": "numpy's BLAS threads in a worker (more only spin between small products)",
     "encoder_timeout_s": "a window whose texts are not encoded within this long is retried",
     "unexpected_retries": (
         "a window failing with an unexpected error is retried this often, then split"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import faust
+from threadpoolctl import threadpool_limits
 
 from streams.kafka.topics import ensure_topics
 from streams.settings import Settings
@@ -38,6 +39,7 @@ def run_worker(
     settings: Settings, loglevel: str | None = None, store_factory: StoreFactory = store_for
 ) -> None:
     """Create the missing topics, serve the metrics, run the agents until stopped."""
+    threadpool_limits(settings.blas_threads, user_api="blas")
     created = ensure_topics(settings)
     if created:
         print(f"created topics {created}", file=sys.stderr)
