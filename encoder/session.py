@@ -8,6 +8,8 @@ the CUDA provider there logs an error on every session.
 Threads on CPU: ``intra_op_num_threads`` defaults to the number of cores this process may
 use (2 on the development machine), ``inter_op_num_threads`` to 1 with sequential execution:
 one batch at a time uses every core, and the micro-batcher never runs two batches at once.
+Idle intra-op threads sleep rather than spin, leaving the cores to the worker's event loop
+between batches.
 """
 
 from __future__ import annotations
@@ -77,6 +79,9 @@ class OnnxSession:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only
+        # Idle intra-op threads sleep instead of spinning: between micro-batches a spinning
+        # thread held a core the event loop needs, for a few percent faster batches.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers: list[str | tuple[str, dict[str, str]]] = ["CPUExecutionProvider"]
         if self.provider == "cuda":
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": "0"}))

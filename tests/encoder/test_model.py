@@ -175,3 +175,9 @@ def test_bucketed_runs_give_the_same_vectors(tiny_model_dir: Path) -> None:
     padded = model.session.run(big_ids, big_mask)
     np.testing.assert_allclose(padded[:3], plain, atol=1e-5)
     assert np.isfinite(padded).all()
+
+
+def test_idle_cpu_threads_sleep_instead_of_spinning(tiny_model_dir: Path) -> None:
+    # A spinning intra-op thread held a core through every gap between micro-batches.
+    options = load_model(tiny_model_dir, provider="cpu").session._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
