@@ -39,8 +39,9 @@ import functools
 import hashlib
 import math
 import struct
-from collections import OrderedDict, deque
-from collections.abc import Mapping, Sequence
+import sys
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,106 @@ class StateFormatError(StreamError, ValueError):
     """Stored state bytes that this version cannot read."""
 
 
+class SeenIds:
+    """The remembered events: ``event_key()`` -> event time, oldest first.
+
+    A worker keeps thousands of decoded states in memory (``DecodedStates``), so the ids stay
+    in two numpy arrays, 16 bytes an id as in the state's bytes, rather than a dict of Python
+    ints and floats (about 150 bytes an id). Ids added since the last compaction wait in a
+    small dict; ids let go of are cut off the front.
+
+        seen = SeenIds()
+        seen.add(key, ts); key in seen; seen.oldest(); seen.pop_oldest()
+    """
+
+    COMPACT_AT = 64  # new ids move into the arrays once this many wait
+
+    def __init__(self, keys: np.ndarray | None = None, times: np.ndarray | None = None) -> None:
+        self._keys = np.zeros(0, np.uint64) if keys is None else np.asarray(keys, np.uint64)
+        self._times = np.zeros(0, np.float64) if times is None else np.asarray(times, np.float64)
+        if self._keys.shape != self._times.shape:
+            raise ValueError("SeenIds: as many times as keys")
+        self._start = 0  # the arrays' ids before it are let go of
+        self._new: dict[int, float] = {}  # added since the last compaction, in order
+
+    def __len__(self) -> int:
+        return len(self._keys) - self._start + len(self._new)
+
+    def __contains__(self, key: object) -> bool:
+        if key in self._new:
+            return True
+        if self._start == len(self._keys) or not isinstance(key, int) or not 0 <= key < 2**64:
+            return False
+        return bool((self._keys[self._start :] == np.uint64(key)).any())
+
+    def __iter__(self) -> Iterator[int]:
+        yield from self._keys[self._start :].tolist()
+        yield from self._new
+
+    def keys(self) -> list[int]:
+        return list(self)
+
+    def values(self) -> list[float]:
+        return [*self._times[self._start :].tolist(), *self._new.values()]
+
+    def items(self) -> list[tuple[int, float]]:
+        return list(zip(self.keys(), self.values(), strict=True))
+
+    def __getitem__(self, key: int) -> float:
+        if key in self._new:
+            return self._new[key]
+        if key in self:
+            (at,) = np.flatnonzero(self._keys[self._start :] == np.uint64(key))[:1]
+            return float(self._times[self._start + at])
+        raise KeyError(key)
+
+    def add(self, key: int, ts: float) -> None:
+        """Remember one id (the caller checked it is not remembered yet)."""
+        self._new[key] = ts
+        if len(self._new) >= self.COMPACT_AT:
+            self.compact()
+
+    def update(self, other: SeenIds) -> None:
+        """Remember ``other``'s ids after these, in its order; ids remembered already stay
+        where they are."""
+        for key, ts in other.items():
+            if key not in self:
+                self.add(key, ts)
+
+    def oldest(self) -> tuple[int, float]:
+        if self._start < len(self._keys):
+            return int(self._keys[self._start]), float(self._times[self._start])
+        return next(iter(self._new.items()))  # StopIteration when empty
+
+    def pop_oldest(self) -> None:
+        if self._start < len(self._keys):
+            self._start += 1
+        else:
+            del self._new[next(iter(self._new))]
+
+    def compact(self) -> None:
+        """Move the waiting ids into the arrays and drop the let-go ones."""
+        self._keys = np.concatenate(
+            [self._keys[self._start :], np.fromiter(self._new, np.uint64, len(self._new))]
+        )
+        self._times = np.concatenate(
+            [self._times[self._start :], np.fromiter(self._new.values(), np.float64)]
+        )
+        self._start, self._new = 0, {}
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, times), oldest first: what the state's bytes hold."""
+        if not self._new:
+            return self._keys[self._start :], self._times[self._start :]
+        new = len(self._new)
+        return (
+            np.concatenate([self._keys[self._start :], np.fromiter(self._new, np.uint64, new)]),
+            np.concatenate(
+                [self._times[self._start :], np.fromiter(self._new.values(), np.float64, new)]
+            ),
+        )
+
+
 @functools.lru_cache(maxsize=4096)  # an event's id is hashed for its verdict, then its fold
 def event_key(event_id: str) -> int:
     """A 64-bit hash of an event id: what the dedupe window remembers (8 bytes per id)."""
@@ -77,7 +178,7 @@ class InterestState:
     event_count: int = 0
     updated_at: float = 0.0  # latest event time folded in
     # event_key() -> event time of the remembered events, in arrival order (oldest first)
-    seen: OrderedDict[int, float] = dataclasses.field(default_factory=OrderedDict)
+    seen: SeenIds = dataclasses.field(default_factory=SeenIds)
     dedupe_window: int = 4096
     # Events at or before this event time are refused: their ids may have been let go of.
     floor: float | None = None
@@ -127,9 +228,10 @@ class InterestState:
         key = event_key(event_id)
         if self._verdict(key, ts, lateness) != FOLDED:
             return False
-        self.seen[key] = ts
+        self.seen.add(key, ts)
         self._let_go(lateness, max(self.updated_at, ts))
         if item_id is not None:
+            item_id = sys.intern(item_id)  # one str per item, however many states hold it
             if item_id in self.recent_items:
                 self.recent_items.remove(item_id)
             self.recent_items.append(item_id)
@@ -173,12 +275,12 @@ class InterestState:
         """Forget the oldest ids beyond the window, and (with a lateness) the oldest that
         fell below the watermark minus the lateness; the floor rises to their times."""
         while self.seen:
-            key, ts = next(iter(self.seen.items()))
+            _, ts = self.seen.oldest()
             too_many = len(self.seen) > self.dedupe_window
             too_old = lateness is not None and ts < watermark - lateness
             if not (too_many or too_old):
                 return
-            del self.seen[key]
+            self.seen.pop_oldest()
             self.floor = ts if self.floor is None else max(self.floor, ts)
 
     def forgets(self, ts: float) -> bool:
@@ -220,8 +322,9 @@ class InterestState:
             encoded = name.encode()
             parts.append(struct.pack("<Bd", len(encoded), self.half_lives[name]) + encoded)
         parts.extend(np.ascontiguousarray(self.sums[n], dtype="<f8").tobytes() for n in names)
-        parts.append(np.fromiter(self.seen.keys(), dtype="<u8", count=len(self.seen)).tobytes())
-        parts.append(np.fromiter(self.seen.values(), dtype="<f8", count=len(self.seen)).tobytes())
+        keys, times = self.seen.arrays()
+        parts.append(keys.astype("<u8", copy=False).tobytes())
+        parts.append(times.astype("<f8", copy=False).tobytes())
         tail = {
             "recent": list(self.recent_items),
             "history": list(self.history),
@@ -255,13 +358,13 @@ class InterestState:
         for name in half_lives:
             sums[name] = np.frombuffer(data, dtype="<f8", count=dim, offset=pos).copy()
             pos += 8 * dim
-        keys = np.frombuffer(data, dtype="<u8", count=n_seen, offset=pos).tolist()
+        keys = np.frombuffer(data, dtype="<u8", count=n_seen, offset=pos).astype(np.uint64)
         pos += 8 * n_seen
         if magic == MAGIC:
-            times = np.frombuffer(data, dtype="<f8", count=n_seen, offset=pos).tolist()
+            times = np.frombuffer(data, dtype="<f8", count=n_seen, offset=pos).astype(np.float64)
             pos += 8 * n_seen
         else:  # no times kept: each as late as the watermark, and ids let go of before
-            times = [updated] * n_seen
+            times = np.full(n_seen, updated)
             floor = updated if count > n_seen else None
         tail = orjson.loads(data[pos:])
         if magic == b"IS1":  # the recent items alone, no history
@@ -272,18 +375,26 @@ class InterestState:
             sums=sums,
             event_count=count,
             updated_at=updated,
-            seen=OrderedDict(zip(keys, times, strict=True)),
+            seen=SeenIds(keys, times),
             dedupe_window=window,
             floor=None if floor is None or math.isnan(floor) else floor,
-            recent_items=deque(tail["recent"]),
+            recent_items=deque(sys.intern(str(i)) for i in tail["recent"]),
             history_items=history,
             history=deque(
-                ((str(i), float(t), float(w)) for i, t, w in tail["history"]), maxlen=TRAIN_HISTORY
+                ((sys.intern(str(i)), float(t), float(w)) for i, t, w in tail["history"]),
+                maxlen=TRAIN_HISTORY,
             ),
             forgotten_at=tail.get("forgotten_at"),
             live_from=dict(tail.get("live_from", {})),
             backfilled_to=dict(tail.get("backfilled_to", {})),
         )
+
+
+def _joined(older: SeenIds, newer: SeenIds) -> SeenIds:
+    joined = SeenIds()
+    joined.update(older)
+    joined.update(newer)
+    return joined
 
 
 def merge(older: InterestState, newer: InterestState, by_events: bool = False) -> InterestState:
@@ -317,7 +428,7 @@ def merge(older: InterestState, newer: InterestState, by_events: bool = False) -
         sums=sums,
         event_count=older.event_count + newer.event_count,
         updated_at=max(older.updated_at, newer.updated_at),
-        seen=OrderedDict([*older.seen.items(), *newer.seen.items()]),
+        seen=_joined(older.seen, newer.seen),
         dedupe_window=newer.dedupe_window,
         floor=max(floors) if floors else None,
         recent_items=recent,

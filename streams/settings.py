@@ -275,7 +275,7 @@ MEANINGS = {
     "item_cache_entries": "item vectors cached in memory (0: none)",
     "state_cache_mb": (
         "user states kept decoded beside the table's bytes, newest written first, up to "
-        "this many MB of state bytes (decoded: up to about 9x that; 0: none)"
+        "this many MB of state bytes (decoded: up to about 2x that; 0: none)"
     ),
     "encoder_max_wait_ms": "the encoder waits at most this long to fill a micro-batch",
     "encoder_max_batch_tokens": "tokens in one encoder micro-batch at most",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tracemalloc
 
 import numpy as np
 import orjson
@@ -327,3 +328,20 @@ def test_roll_out_bookkeeping_survives_serialization_and_merge() -> None:
     assert merged.forgotten_at == 1.6e9
     plain = InterestState.from_bytes(InterestState.empty(16, HALF).to_bytes())
     assert plain.live_from == {} and plain.backfilled_to == {}
+
+
+def test_a_decoded_state_takes_little_more_memory_than_its_bytes() -> None:
+    """A worker keeps thousands of states decoded (DecodedStates, bounded by their bytes);
+    with a dict of Python ints a full dedupe window took 8.6 times its bytes."""
+    state = InterestState.empty(128, {"short": 10.0, "long": 1e12}, dedupe_window=4096)
+    for n in range(5000):
+        state.fold(f"e{n}", 1.7e9 + n, 1.0, np.ones(128), item_id=f"item-{n % 300}")
+    data = state.to_bytes()
+    tracemalloc.start()
+    try:
+        states = [InterestState.from_bytes(data) for _ in range(10)]
+        decoded, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(states[0].seen) == 4096
+    assert decoded / len(states) < 1.5 * len(data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from streams.errors import RecordError
-from streams.interest import REBASE_AT, InterestState
+from streams.interest import REBASE_AT, InterestState, SeenIds
 from streams.records import Limits, decode_event, decode_feedback, decode_item
 from streams.store import Store, UserPoint, open_store
 
@@ -193,3 +194,32 @@ def test_the_newest_write_wins_in_any_order(edge_store: Store, writes) -> None:
     stored = edge_store.user(user)
     newest = max(writes)
     assert (stored.payload["event_count"], stored.payload["updated_at"]) == newest
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("add"), st.integers(0, 2**64 - 1)),
+            st.tuples(st.just("pop"), st.none()),
+            st.tuples(st.just("bytes"), st.none()),  # through the state's bytes and back
+        ),
+        max_size=300,
+    )
+)
+def test_the_remembered_ids_behave_as_an_ordered_dict(ops: list[tuple[str, int | None]]) -> None:
+    """SeenIds (arrays, a waiting dict, a cut-off front) against an OrderedDict model."""
+    seen, model = SeenIds(), OrderedDict[int, float]()
+    for n, (op, key) in enumerate(ops):
+        if op == "add" and key is not None and key not in model:
+            assert key not in seen
+            seen.add(key, float(n))
+            model[key] = float(n)
+        elif op == "pop" and model:
+            assert seen.oldest() == next(iter(model.items()))
+            seen.pop_oldest()
+            model.popitem(last=False)
+        elif op == "bytes":
+            seen = SeenIds(*seen.arrays())
+        assert len(seen) == len(model) and seen.items() == list(model.items())
+    assert all(key in seen and seen[key] == ts for key, ts in model.items())
