@@ -126,9 +126,11 @@ class SeenIds:
     def update(self, other: SeenIds) -> None:
         """Remember ``other``'s ids after these, in its order; ids remembered already stay
         where they are."""
-        for key, ts in other.items():
-            if key not in self:
-                self.add(key, ts)
+        keys, times = other.arrays()
+        fresh = ~np.isin(keys, self.arrays()[0])
+        self.compact()
+        self._keys = np.concatenate([self._keys, keys[fresh]])
+        self._times = np.concatenate([self._times, times[fresh]])
 
     def oldest(self) -> tuple[int, float]:
         if self._start < len(self._keys):

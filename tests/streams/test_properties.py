@@ -223,3 +223,20 @@ def test_the_remembered_ids_behave_as_an_ordered_dict(ops: list[tuple[str, int |
             seen = SeenIds(*seen.arrays())
         assert len(seen) == len(model) and seen.items() == list(model.items())
     assert all(key in seen and seen[key] == ts for key, ts in model.items())
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(0, 40), unique=True, max_size=30),
+    st.lists(st.integers(0, 40), unique=True, max_size=30),
+)
+def test_joining_remembered_ids_keeps_each_once_in_order(older: list[int], newer: list[int]) -> None:
+    seen, other = SeenIds(), SeenIds()
+    for key in older:
+        seen.add(key, float(key))
+    for key in newer:
+        other.add(key, float(key))
+    seen.update(other)
+    model = OrderedDict((key, float(key)) for key in older)
+    model.update((key, float(key)) for key in newer if key not in model)
+    assert seen.items() == list(model.items())
