@@ -230,7 +230,9 @@ def test_the_remembered_ids_behave_as_an_ordered_dict(ops: list[tuple[str, int |
     st.lists(st.integers(0, 40), unique=True, max_size=30),
     st.lists(st.integers(0, 40), unique=True, max_size=30),
 )
-def test_joining_remembered_ids_keeps_each_once_in_order(older: list[int], newer: list[int]) -> None:
+def test_joining_remembered_ids_keeps_each_once_in_order(
+    older: list[int], newer: list[int]
+) -> None:
     seen, other = SeenIds(), SeenIds()
     for key in older:
         seen.add(key, float(key))
