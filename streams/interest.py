@@ -112,9 +112,10 @@ class SeenIds:
     def __getitem__(self, key: int) -> float:
         if key in self._new:
             return self._new[key]
-        if key in self:
-            (at,) = np.flatnonzero(self._keys[self._start :] == np.uint64(key))[:1]
-            return float(self._times[self._start + at])
+        if 0 <= key < 2**64:
+            at = np.flatnonzero(self._keys[self._start :] == np.uint64(key))
+            if len(at):
+                return float(self._times[self._start + at[0]])
         raise KeyError(key)
 
     def add(self, key: int, ts: float) -> None:
@@ -392,13 +393,6 @@ class InterestState:
         )
 
 
-def _joined(older: SeenIds, newer: SeenIds) -> SeenIds:
-    joined = SeenIds()
-    joined.update(older)
-    joined.update(newer)
-    return joined
-
-
 def merge(older: InterestState, newer: InterestState, by_events: bool = False) -> InterestState:
     """One state from two disjoint sets of a user's events: ``older`` (a backfill of the
     history) and ``newer`` (what the live stream folded meanwhile). The sums add, as if every
@@ -424,13 +418,15 @@ def merge(older: InterestState, newer: InterestState, by_events: bool = False) -
     while len(recent) > newer.history_items:
         recent.popleft()
     forgotten = [t for t in (older.forgotten_at, newer.forgotten_at) if t is not None]
+    seen = SeenIds(*older.seen.arrays())
+    seen.update(newer.seen)
     merged = InterestState(
         half_lives=dict(newer.half_lives),
         landmark=landmark,
         sums=sums,
         event_count=older.event_count + newer.event_count,
         updated_at=max(older.updated_at, newer.updated_at),
-        seen=_joined(older.seen, newer.seen),
+        seen=seen,
         dedupe_window=newer.dedupe_window,
         floor=max(floors) if floors else None,
         recent_items=recent,

@@ -140,9 +140,9 @@ class DecodedStates:
     decodes the table's bytes again instead of reusing a half-folded state.
 
     Bounded by the size of the bytes kept, ``max_bytes``, the most recently written users
-    first (0 keeps none). Decoded, a state takes about 1 to 2 times its bytes: twice for a
-    new user (numpy's overhead on the sums), less than 1.5 times for one with a full dedupe
-    window (tests/streams/test_interest.py).
+    first (0 keeps none). Decoded, a state with a full dedupe window takes less than 1.5
+    times its bytes (tests/streams/test_interest.py); a new user's, mostly its sums, takes
+    more, numpy's overhead on each array.
     """
 
     def __init__(self, max_bytes: int) -> None:

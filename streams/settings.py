@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     encoder_provider: Literal["auto", "cuda", "cpu"] = "auto"
     encoder_threads: int | None = Field(None, ge=1)  # ONNX Runtime CPU threads; default: all cores
     # numpy's BLAS threads in a worker. Its products are small; an idle BLAS thread spins on a
-    # core between them, which cost half the worker's CPU with 2 threads.
+    # core between them (docs/benchmarks.md: scripts/worker_threads.py).
     blas_threads: int = Field(1, ge=1)
     # A window whose texts are not encoded within this long is retried (a stalled model)
     encoder_timeout_s: float = Field(30.0, gt=0)
