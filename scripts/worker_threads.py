@@ -14,7 +14,6 @@ benchmark's throughput phase).
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+from streams.bench.soak import cpu_seconds
 
 
 def find_worker() -> int | None:
@@ -43,11 +42,9 @@ def cpu_by_thread(pid: int) -> dict[int, float]:
     out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            stat = (task / "stat").read_text()
+            out[int(task.name)] = cpu_seconds(pid, int(task.name))
         except OSError:  # the thread ended
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     return out
 
 

@@ -128,8 +128,8 @@ class SeenIds:
         """Remember ``other``'s ids after these, in its order; ids remembered already stay
         where they are."""
         keys, times = other.arrays()
-        fresh = ~np.isin(keys, self.arrays()[0])
         self.compact()
+        fresh = ~np.isin(keys, self._keys)
         self._keys = np.concatenate([self._keys, keys[fresh]])
         self._times = np.concatenate([self._times, times[fresh]])
 

@@ -41,10 +41,12 @@ def resident_mb(pid: int) -> float:
     raise ValueError(f"no VmRSS for pid {pid}")
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
     """CPU time a process has used so far, user and system, all its threads
-    (``/proc/<pid>/stat``): a figure that does not depend on how busy the machine is."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    (``/proc/<pid>/stat``), or one of them (``thread``: ``/proc/<pid>/task/<thread>/stat``):
+    a figure that does not depend on how busy the machine is."""
+    stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat")
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 

@@ -59,3 +59,24 @@ def test_a_soak_without_samples_is_an_error_not_a_crash_in_the_summary() -> None
 
     with pytest.raises(ValueError, match="no sample"):
         summarize([], minutes=1.0, rate=100.0, sent=0)
+
+
+def test_one_threads_cpu_time_grows_with_its_own_work_only() -> None:
+    import os
+    import threading
+
+    from streams.bench.soak import cpu_seconds
+
+    idle = threading.Event()
+    sleeper = threading.Thread(target=idle.wait, args=(10,))
+    sleeper.start()
+    try:
+        assert sleeper.native_id is not None
+        mine, theirs = threading.get_native_id(), sleeper.native_id
+        before = cpu_seconds(os.getpid(), mine), cpu_seconds(os.getpid(), theirs)
+        sum(i * i for i in range(3_000_000))  # CPU work in this thread alone
+        assert cpu_seconds(os.getpid(), mine) > before[0]
+        assert cpu_seconds(os.getpid(), theirs) == before[1]
+    finally:
+        idle.set()
+        sleeper.join()
