@@ -101,6 +101,14 @@ def add_parsers(sub: Any) -> None:
         default=HeadConfig.id_dropout,
         help=f"share of per-item parts dropped in training (default: {HeadConfig.id_dropout:g})",
     )
+    tr.add_argument(
+        "--no-refit",
+        dest="refit",
+        action="store_false",
+        help="keep the head (and SASRec) of the epoch chosen on validation; by default each "
+        "is trained again from the start for that many epochs with the validation targets "
+        "among its training targets, and that model is kept",
+    )
     tr.add_argument("--no-sasrec", dest="sasrec", action="store_false", help="skip SASRec")
     tr.add_argument("--sasrec-epochs", type=int, default=400, help="at most (default: 400)")
     tr.add_argument(
@@ -233,6 +241,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         id_dropout=args.id_dropout,
+        refit=args.refit,
     )
     config = CompareConfig(
         seeds=args.seeds,
@@ -240,6 +249,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         sasrec=args.sasrec,
         sasrec_epochs=args.sasrec_epochs,
         sasrec_seeds=args.sasrec_seeds,
+        sasrec_refit=args.refit,
         cold_share=args.cold_share,
     )
     report, head = compare(split, vectors, version, settings, config)

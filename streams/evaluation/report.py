@@ -219,7 +219,9 @@ def train_section(report: dict[str, Any], command: str) -> str:
         if runs:
             epochs = ", ".join(str(r["best_epoch"]) for r in runs)
             seconds = sum(r["seconds"] for r in runs) / len(runs)
-            times.append(f"{name} {seconds:.0f} s a seed (best epochs {epochs})")
+            refit = [r["refit"]["seconds"] for r in runs if "refit" in r]
+            of_which = f", of which the refit {sum(refit) / len(refit):.0f} s" if refit else ""
+            times.append(f"{name} {seconds:.0f} s a seed{of_which} (best epochs {epochs})")
     if times:
         lines += ["", "Training on this machine: " + "; ".join(times) + "."]
     return "\n".join(lines)

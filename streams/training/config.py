@@ -36,4 +36,8 @@ class HeadConfig:
     # (this much of the average per step; 0: the weights themselves): steadier from epoch
     # to epoch than the weights, and better on MovieLens validation.
     weight_average: float = 0.999
+    # After the epoch count is chosen on validation, train again from the start for that
+    # many epochs with each user's validation target among the training targets, and
+    # keep that head (streams/training/head.py).
+    refit: bool = False
     seed: int = 0

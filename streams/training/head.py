@@ -76,10 +76,57 @@ def train_head(
     progress: bool = True,
 ) -> tuple[Head, dict[str, Any]]:
     """Train on ``split``'s training prefixes; ``cold``: item indices that get no per-item
-    parts and are never a training target (a cold-start evaluation). (head, record)."""
+    parts and are never a training target (a cold-start evaluation). (head, record).
+
+    The epoch count is chosen on validation (patience ``config.patience``). With
+    ``config.refit``, a second run from the same start then trains that many epochs on the
+    training prefixes plus each user's validation target (the newest interaction before
+    test), and its head is the one returned: validation chose everything, and the head
+    that ranks test has seen the most recent interaction of each user, as the served head
+    does for every interaction before its own training."""
+    started = time.perf_counter()
+    selected, best_epoch, history, n_prefixes = _fit(
+        split, e, config, cold, through="validation", progress=progress
+    )
+    record: dict[str, Any] = {
+        "config": dataclasses.asdict(config)
+        | {"extra_half_lives": [h if np.isfinite(h) else "inf" for h in config.extra_half_lives]},
+        "epochs": history,
+        "best_epoch": best_epoch,
+        "prefixes": n_prefixes,
+        "cold_items": len(set(cold)),
+    }
+    if config.refit and best_epoch > 0:
+        refit_started = time.perf_counter()
+        selected, _, _, n_refit = _fit(
+            split, e, config, cold, through="test", epochs=best_epoch, progress=progress
+        )
+        record["refit"] = {
+            "epochs": best_epoch,
+            "prefixes": n_refit,
+            "seconds": round(time.perf_counter() - refit_started, 1),
+        }
+    record["seconds"] = round(time.perf_counter() - started, 1)
+    return selected, record
+
+
+def _fit(
+    split: Split,
+    e: np.ndarray,
+    config: HeadConfig,
+    cold: Collection[int],
+    *,
+    through: SplitName,
+    epochs: int | None = None,
+    progress: bool,
+) -> tuple[Head, int, list[dict[str, Any]], int]:
+    """One training run on the prefixes whose targets come before ``through``'s target.
+    ``epochs`` None: at most ``config.epochs``, the best on validation kept (early
+    stopping); a number: exactly that many, the last kept, no validation (``through``
+    "test" trains on the validation targets, so validating would tell nothing).
+    (head, its epoch, the per-epoch history, the number of prefixes)."""
     import torch
 
-    started = time.perf_counter()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     n_items, _d = e.shape
@@ -88,7 +135,7 @@ def train_head(
     prefixes = [
         (u, p)
         for u, seq in enumerate(split.sequences)
-        for p in range(1, split.history_length(u, "validation"))
+        for p in range(1, split.history_length(u, through))
         if not cold_mask[seq[p]]
     ]
     if not prefixes:
@@ -140,18 +187,20 @@ def train_head(
             split, "validation", user_vectors(head, split, "validation", e), head.item_matrix(e)
         )
 
+    selecting = epochs is None
     best_head = snapshot()
-    best = validate(best_head)
-    history: list[dict[str, Any]] = [{"epoch": 0, "loss": None, "validation": best}]
+    best = validate(best_head) if selecting else {}
+    history: list[dict[str, Any]] = [{"epoch": 0, "loss": None, "validation": best or None}]
     best_epoch, waited = 0, 0
     order = np.arange(len(prefixes))
-    for epoch in range(1, config.epochs + 1):
+    label = "head epoch" if selecting else "head refit epoch"
+    for epoch in range(1, (config.epochs if epochs is None else epochs) + 1):
         rng.shuffle(order)
         losses = []
         batches = range(0, len(order), config.batch_size)
         bar = tqdm(
             batches,
-            desc=f"head epoch {epoch}",
+            desc=f"{label} {epoch}",
             unit="batch",
             disable=not progress,
             file=sys.stderr,
@@ -171,12 +220,16 @@ def train_head(
             optimizer.step()
             average.update()
             losses.append(loss.item())
+        if not selecting:
+            if progress:
+                print(f"{label} {epoch}: loss {np.mean(losses):.3f}", file=sys.stderr)
+            continue
         head = snapshot()
         scores = validate(head)
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), "validation": scores})
         if progress:
             print(
-                f"head epoch {epoch}: loss {np.mean(losses):.3f}, validation Recall@10 "
+                f"{label} {epoch}: loss {np.mean(losses):.3f}, validation Recall@10 "
                 f"{scores['recall@10']:.4f}",
                 file=sys.stderr,
             )
@@ -186,16 +239,9 @@ def train_head(
             waited += 1
             if waited >= config.patience:
                 break
-    record = {
-        "config": dataclasses.asdict(config)
-        | {"extra_half_lives": [h if np.isfinite(h) else "inf" for h in config.extra_half_lives]},
-        "epochs": history,
-        "best_epoch": best_epoch,
-        "prefixes": len(prefixes),
-        "cold_items": int(cold_mask.sum()),
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-    return best_head, record
+    if epochs is not None:
+        return snapshot(), epochs, history, len(prefixes)
+    return best_head, best_epoch, history, len(prefixes)
 
 
 class WeightAverage:

@@ -8,8 +8,10 @@ head, hidden size 64, dropout 0.2, learned positions, item embeddings shared wit
 output layer; full-softmax cross-entropy at every position of each user's training
 sequence (everything before the validation target); Adam. Validation Recall@10 is measured
 every ``eval_every`` epochs; training stops after ``patience`` measurements without a better
-one and keeps the best. It knows items only by id: an item with no training interaction has
-an untrained embedding, so SASRec cannot rank new items (the cold-start row).
+one and keeps the best (with ``refit``, a second run then trains that many epochs on the
+sequences through the validation targets). It knows items only by id: an item with no
+training interaction has an untrained embedding, so SASRec cannot rank new items (the
+cold-start row).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class SasrecConfig:
     epochs: int = 400  # at most
     eval_every: int = 5
     patience: int = 5  # measurements without a better validation Recall@10
+    # Train again for the chosen epochs with the validation targets (as the head's refit).
+    refit: bool = False
     seed: int = 0
 
 
@@ -130,16 +134,50 @@ def train_sasrec(
     progress: bool = True,
 ) -> tuple[TrainedSasrec, dict[str, Any]]:
     """Train on every user's sequence before the validation target; ``cold``: item indices
-    left out of training altogether (a cold-start evaluation). (model, record)."""
+    left out of training altogether (a cold-start evaluation). With ``config.refit``, train
+    again from the same start for the chosen number of epochs on the sequences through the
+    validation target, and return that model (as the learned head does:
+    streams/training/head.py). (model, record)."""
+    started = time.perf_counter()
+    model, best_epoch, curve = _fit(split, config, cold, through="validation", progress=progress)
+    record: dict[str, Any] = {
+        "config": dataclasses.asdict(config),
+        "curve": curve,
+        "best_epoch": best_epoch,
+    }
+    if config.refit and best_epoch > 0:
+        refit_started = time.perf_counter()
+        model, _, _ = _fit(
+            split, config, cold, through="test", epochs=best_epoch, progress=progress
+        )
+        record["refit"] = {
+            "epochs": best_epoch,
+            "seconds": round(time.perf_counter() - refit_started, 1),
+        }
+    record["seconds"] = round(time.perf_counter() - started, 1)
+    return model, record
+
+
+def _fit(
+    split: Split,
+    config: SasrecConfig,
+    cold: Collection[int],
+    *,
+    through: SplitName,
+    epochs: int | None = None,
+    progress: bool,
+) -> tuple[TrainedSasrec, int, list[dict[str, Any]]]:
+    """One training run on the sequences before ``through``'s target. ``epochs`` None: at
+    most ``config.epochs``, the best on validation kept; a number: exactly that many, the
+    last kept, no validation. (model, its epoch, the validation curve)."""
     import torch
 
-    started = time.perf_counter()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     n_items = len(split.items)
     held = np.zeros(n_items, dtype=bool)
     held[list(cold)] = True
-    train = [s[: split.history_length(u, "validation")] for u, s in enumerate(split.sequences)]
+    train = [s[: split.history_length(u, through)] for u, s in enumerate(split.sequences)]
     train = [s[~held[s]] for s in train]
     train = [s for s in train if len(s) >= 2]
     inputs = _left_padded([s[:-1] for s in train], config.max_length)
@@ -147,10 +185,16 @@ def train_sasrec(
     net = _network(n_items, config)
     model = TrainedSasrec(net, config)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, betas=(0.9, 0.98))
+    selecting = epochs is None
     best: dict[str, float] = {"recall@10": -1.0, "ndcg@10": -1.0}
     best_state, best_epoch, waited = None, 0, 0
-    curve = []
-    bar = tqdm(range(1, config.epochs + 1), desc="SASRec", disable=not progress, file=sys.stderr)
+    curve: list[dict[str, Any]] = []
+    bar = tqdm(
+        range(1, (config.epochs if epochs is None else epochs) + 1),
+        desc="SASRec" if selecting else "SASRec refit",
+        disable=not progress,
+        file=sys.stderr,
+    )
     for epoch in bar:
         net.train()
         order = rng.permutation(len(inputs))
@@ -166,7 +210,7 @@ def train_sasrec(
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-        if epoch % config.eval_every:
+        if not selecting or epoch % config.eval_every:
             continue
         scores = rank(split, "validation", model.scores(split, "validation"))
         curve.append({"epoch": epoch, "loss": float(np.mean(losses)), "validation": scores})
@@ -178,12 +222,8 @@ def train_sasrec(
             waited += 1
             if waited >= config.patience:
                 break
+    if not selecting:
+        return model, bar.total, curve
     if best_state is not None:
         net.load_state_dict(best_state)
-    record = {
-        "config": dataclasses.asdict(config),
-        "curve": curve,
-        "best_epoch": best_epoch,
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-    return model, record
+    return model, best_epoch, curve

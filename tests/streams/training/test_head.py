@@ -102,6 +102,46 @@ def test_training_learns_what_only_ids_carry_and_keeps_the_best_epoch() -> None:
     assert recall10(split, user_vectors(head, split, "test", e), head.item_matrix(e)) > 0.8
 
 
+def late_item_split(users: int = 60, items: int = 30, length: int = 14, seed: int = 0) -> Split:
+    """The chain of :func:`chain_split`, and one late item, Z: the validation target of the
+    first half of the users and the test target of the second half. Z is no training
+    target until the validation targets are."""
+    rng = random.Random(seed)
+    rows = []
+    for u in range(users):
+        start = rng.randrange(items)
+        walk = [str((start + k) % items) for k in range(length - 1)]
+        walk.insert(length - 2 if u < users // 2 else length - 1, "Z")
+        rows += [Interaction(str(u), j, T0 + 3600 * k, None) for k, j in enumerate(walk)]
+    texts = {str(i): f"item {i}" for i in range(items)} | {"Z": "item Z"}
+    return leave_one_out(five_core(rows), texts)
+
+
+def test_the_refit_learns_from_the_validation_targets_what_validation_chose() -> None:
+    """After the epochs are chosen on validation, the refit trains that many again with
+    the validation targets among the targets: a late item that only validation targets
+    show is learned, and ranks near the top for the users whose test target it is."""
+    split = late_item_split()
+    z = split.items.index("Z")
+    later = [u for u in range(len(split.users)) if split.target(u, "test") == z]
+    assert len(later) == 30
+    e = unit_vectors(len(split.items), 16)
+    config = HeadConfig(dim=16, epochs=8, batch_size=64, learning_rate=0.03, seed=0)
+    found = {}
+    for refit in (False, True):
+        head, record = train_head(
+            split, e, dataclasses.replace(config, refit=refit), progress=False
+        )
+        ranks = ranks_of(split, "test", user_vectors(head, split, "test", e), head.item_matrix(e))
+        found[refit] = float(np.mean(ranks[later] < 3))  # Z among the first three
+        if refit:
+            assert record["refit"]["epochs"] == record["best_epoch"] > 0
+            assert record["refit"]["prefixes"] == record["prefixes"] + len(split.users)
+        else:
+            assert "refit" not in record
+    assert found[False] <= 0.1 and found[True] >= 0.6, found
+
+
 def test_cold_items_get_no_per_item_parts_and_are_never_targets() -> None:
     split = chain_split()
     e = unit_vectors(len(split.items), 16)
@@ -259,6 +299,24 @@ def test_sasrec_trains_and_ranks_every_user() -> None:
     assert scores.shape == (len(split.users), len(split.items))
     assert record["best_epoch"] in {c["epoch"] for c in record["curve"]}
     assert rank(split, "test", scores)["recall@10"] > 0.5  # the chain is easy for ids
+
+
+def test_sasrec_refits_through_the_validation_targets_as_the_head_does() -> None:
+    from streams.training.sasrec import SasrecConfig, train_sasrec
+
+    split = late_item_split()
+    z = split.items.index("Z")
+    later = [u for u in range(len(split.users)) if split.target(u, "test") == z]
+    config = SasrecConfig(max_length=16, epochs=40, eval_every=10, patience=2, batch_size=32)
+    rank_of_z = {}
+    for refit in (False, True):
+        model, record = train_sasrec(
+            split, dataclasses.replace(config, refit=refit), progress=False
+        )
+        scores = model.scores(split, "test")[later]
+        rank_of_z[refit] = float(np.mean((scores > scores[:, [z]]).sum(axis=1)))
+        assert ("refit" in record) == refit
+    assert rank_of_z[True] + 3 < rank_of_z[False], rank_of_z
 
 
 def test_train_compares_the_rows_and_writes_the_head(
