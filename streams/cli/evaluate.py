@@ -37,6 +37,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from encoder.manifest import read_manifest
     from encoder.registry import resolve_model_dir
     from streams.evaluation.report import compare_pipeline, format_table
     from streams.evaluation.run import encode_items, evaluate
@@ -44,8 +45,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     split, settings = split_and_settings(args)
     vectors, version = encode_items(split.texts, settings.models_root, settings)
-    head = load_head(resolve_model_dir(settings.models_root))
+    model_dir = resolve_model_dir(settings.models_root)
+    head = load_head(model_dir)
     report = evaluate(split, vectors, version, settings, head=head)
+    if head is not None and (read_manifest(model_dir).head or {}).get("refit"):
+        for row in report["rows"]:  # a refit head trained on the validation targets
+            if row["name"] == "serving" and row["split"] == "validation":
+                row["detail"] += "; refit: trained on these targets"
     if args.through_pipeline:
         from streams.evaluation.pipeline import through_pipeline
 

@@ -260,6 +260,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "half_life_events": half_life_events,
             "extra_half_lives": [h if math.isfinite(h) else "inf" for h in extra],
             "best_seed": report["best_seed"],
+            "refit": args.refit,  # trained through the validation targets
             "trained_on": split.counts,
         }
         new, created = write_head_version(root, version, head, meta, args.set_current)

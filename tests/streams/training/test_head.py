@@ -354,6 +354,16 @@ def test_train_compares_the_rows_and_writes_the_head(
     assert served is not None and served.half_life_events == 10.0
     assert served.extra_half_lives == (1.0, math.inf)
     assert served.readout is not None and served.readout.shape == (3, 8, 8)
+    assert read_manifest(tiny_root / written["version"]).head["refit"] is True
+    # eval on that version says which of its rows the refit trained on
+    evaluated = [*args[:5], "--model", str(tiny_root / written["version"]), "--json"]
+    assert main(["eval", *evaluated[1:]]) == 0
+    rows = orjson.loads(capsys.readouterr().out)["rows"]
+    details = {r["split"]: r["detail"] for r in rows if r["name"] == "serving"}
+    assert details == {
+        "validation": "learned head, d=8; refit: trained on these targets",
+        "test": "learned head, d=8",
+    }
     from streams.evaluation.report import main as publish
 
     (tmp_path / "train.json").write_bytes(orjson.dumps(report))
