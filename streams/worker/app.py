@@ -482,14 +482,58 @@ class Worker:
         stuck = self.liveness.stuck(waiting)
         if stuck and not self._stuck:
             log.error(
-                "stuck: %d records wait and no window completed for %.0f s; health says not ready",
+                "stuck: %d records wait and no window completed for %.0f s; health says not "
+                "ready; %s",
                 waiting,
                 self.settings.stuck_after_s,
+                self.consumer_state(),
             )
         self._stuck = stuck
         self.metrics.stuck.set(1 if stuck else 0)
         if self.processing is not None:
             self.metrics.ready.set(0 if stuck else 1)
+
+    def consumer_state(self) -> str:
+        """Where the consumer stands, for the stuck log: flow, recovery, busy agents, and
+        the committed offset, the offset read so far and the log's end of each partition of
+        ours that is behind, paused, or waiting for a re-read (the gap guard)."""
+        app: Any = self.app
+        consumer: Any = app.consumer
+        if consumer is None:
+            return "no consumer"
+        committed = self.partitions.committed()
+        ours = sorted(
+            (tp for tp in consumer.assignment() if tp.topic in self.topic_kinds),
+            key=lambda tp: (tp.topic, tp.partition),
+        )
+        paused: set[Any] = getattr(consumer, "_paused_partitions", set())
+        waiting = {tp for runner in self.runners.values() for tp in runner.guard.waiting}
+        busy = [name for name, runner in self.runners.items() if runner.busy]
+        rebalancing = bool(getattr(app, "rebalancing", False))
+
+        read: Mapping[Any, int | None] = getattr(consumer, "_read_offset", {})
+
+        def where(tp: Any) -> str:
+            marks = ("P" if tp in paused else "") + ("W" if tp in waiting else "")
+            return (
+                f"{tp.topic}/{tp.partition}{'[' + marks + ']' if marks else ''}="
+                f"{committed.get(tp)}/{read.get(tp)}/{consumer.highwater(tp)}"
+            )
+
+        def behind(tp: Any) -> bool:
+            end = consumer.highwater(tp)
+            return tp in paused or tp in waiting or (end or 0) > (committed.get(tp) or 0)
+
+        shown = [tp for tp in ours if behind(tp)]
+        return (
+            f"flow {'on' if getattr(consumer, 'flow_active', True) else 'off'}, "
+            f"flow control {'on' if app.flow_control.is_active() else 'off'}, "
+            f"in recovery {bool(app.in_recovery)}, rebalancing {rebalancing}, "
+            f"busy agents {busy or 'none'}; committed/read/end offsets of the partitions "
+            f"behind, paused [P] or waiting for a re-read [W]: "
+            f"{' '.join(map(where, shown)) or 'none'} "
+            f"({len(ours) - len(shown)} others caught up)"
+        )
 
     async def check_partition_ends(self) -> None:
         """Holes at the end of a partition (streams/worker/gaps.py): look while an agent idles."""

@@ -783,6 +783,10 @@ def test_sigterm_mid_outage_stops_the_worker_within_10_s_and_loses_nothing(
     # Records wait and no window completes: the healthcheck says not ready.
     until(lambda: scrape_or_empty(worker.metrics_url).get("interest_worker_stuck") == 1, 30)
     assert not ready(worker)
+    # ... and its log says where the consumer stands: the agent busy with the window, and
+    # the clicks partition's committed offset and end
+    stuck = next(line for line in worker.log.read_text().splitlines() if "stuck:" in line)
+    assert "busy agents ['events']" in stuck and f"{prefix}clicks/" in stuck, stuck
     assert worker.proc is not None
     asked = time.monotonic()
     os.killpg(worker.proc.pid, signal.SIGTERM)
