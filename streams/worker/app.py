@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -193,15 +193,52 @@ class KafkaOutput:
 
 
 class ConsumerPartitions:
-    """The Faust consumer's committed offsets, and reading a partition again from one."""
+    """The Faust consumer's committed offsets, and reading a partition again from one.
+
+    A partition the group never committed has no committed offset; the group starts it at
+    the log's start (the consumer resets to the earliest offset). That start stands in for
+    the commit once :meth:`learn_starts` has asked for it, so that the gap guard also sees
+    records lost before a partition's first commit: without it, a partition whose first
+    records were fetched and lost around a rebalance (read offset none, the log's end 50)
+    was never read again, and its records waited forever.
+    """
 
     def __init__(self, app: faust.App, stats: WorkerStats) -> None:
         self.app = app
         self.stats = stats
+        self.starts: dict[Hashable, int] = {}  # partition -> its log's start, if never committed
 
     def committed(self) -> Mapping[Hashable, int | None]:
         # Faust keeps the group's committed offsets here; it has no public accessor.
-        return cast(Any, self.app.consumer)._committed_offset
+        committed: Mapping[Hashable, int | None] = cast(Any, self.app.consumer)._committed_offset
+        if not self.starts:
+            return committed
+        merged: dict[Hashable, int | None] = dict(self.starts)
+        merged.update((tp, offset) for tp, offset in committed.items() if offset is not None)
+        return merged
+
+    async def learn_starts(self, tps: Collection[Hashable]) -> None:
+        """Ask the log's start of each of ``tps`` (assigned partitions) that the group never
+        committed; forget those of partitions no longer held or committed since. Only while
+        settled: during recovery Faust has not read the group's commits yet."""
+        if not self.settled():
+            return
+        consumer: Any = self.app.consumer
+        committed = consumer._committed_offset
+        held = set(tps)
+        for tp in [tp for tp in self.starts if tp not in held or committed.get(tp) is not None]:
+            del self.starts[tp]
+        missing = [tp for tp in held if committed.get(tp) is None and tp not in self.starts]
+        if not missing:
+            return
+        starts = await consumer.earliest_offsets(*missing)
+        if self.settled():  # no rebalance began while the broker answered
+            now = set(consumer.assignment())
+            self.starts.update(
+                (tp, int(offset))
+                for tp, offset in starts.items()
+                if tp in now and offset is not None and committed.get(tp) is None
+            )
 
     async def read_again(self, tp: Any, offset: int, where: str) -> None:
         log.warning(
@@ -540,6 +577,9 @@ class Worker:
         if not self.partitions.settled():
             return
         consumer: Any = self.app.consumer
+        await self.partitions.learn_starts(
+            [tp for tp in consumer.assignment() if tp.topic in self.topic_kinds]
+        )
         committed = self.partitions.committed()
         for tp in consumer.assignment():
             kind = self.topic_kinds.get(tp.topic)

@@ -91,3 +91,64 @@ def test_a_rollout_starts_only_from_another_served_version_whose_model_is_at_han
     with pytest.raises(StreamError, match="the served version's model is not in"):
         rollout_from(settings, "v2", store)
     store.close()
+
+
+class FakeConsumer:
+    """What ConsumerPartitions reads of Faust's consumer: commits, assignment, log starts."""
+
+    def __init__(self, assigned: set[str], committed: dict[str, int | None]) -> None:
+        self.assigned = assigned
+        self._committed_offset = committed
+        self.asked: list[tuple[str, ...]] = []
+
+    def assignment(self) -> set[str]:
+        return self.assigned
+
+    async def earliest_offsets(self, *tps: str) -> dict[str, int]:
+        self.asked.append(tuple(sorted(tps)))
+        return {tp: 5 for tp in tps}
+
+
+class FakeApp:
+    def __init__(self, consumer: FakeConsumer) -> None:
+        self.consumer = consumer
+        self.in_recovery = False
+        self.rebalancing = False
+
+
+def test_a_partition_never_committed_starts_at_its_log_start_for_the_gap_guard() -> None:
+    """The stall seen with two workers killed in turn: a partition the group never
+    committed, whose first records were fetched and lost around a rebalance, was read no
+    further (read offset none, 50 in the log) and never read again, because the guard had
+    no offset to expect. Its log's start stands in for the commit, and the idle check asks
+    for a re-read."""
+    from streams.worker.app import ConsumerPartitions
+    from streams.worker.gaps import GapGuard
+    from streams.worker.stats import WorkerStats
+
+    consumer = FakeConsumer({"clicks/0", "clicks/1"}, {"clicks/1": 40})
+    app = FakeApp(consumer)
+    partitions = ConsumerPartitions(app, WorkerStats())  # type: ignore[arg-type]
+    guard = GapGuard()
+    guard.started -= 60  # the agent has been idle a while
+    assert partitions.committed().get("clicks/0") is None
+    assert guard.stalled("clicks/0", 50, partitions.committed().get("clicks/0"), 10) is None
+
+    app.in_recovery = True  # Faust has not read the group's commits yet: ask nothing
+    asyncio.run(partitions.learn_starts(consumer.assignment()))
+    assert consumer.asked == [] and partitions.committed().get("clicks/0") is None
+
+    app.in_recovery = False
+    asyncio.run(partitions.learn_starts(consumer.assignment()))
+    assert consumer.asked == [("clicks/0",)]  # only the partition never committed
+    committed = partitions.committed()
+    assert committed["clicks/0"] == 5 and committed["clicks/1"] == 40
+    assert guard.stalled("clicks/0", 50, committed["clicks/0"], 10) == 5  # read it again
+
+    asyncio.run(partitions.learn_starts(consumer.assignment()))
+    assert len(consumer.asked) == 1  # asked once per assignment
+    consumer._committed_offset["clicks/0"] = 12  # committed since: the commit counts
+    assert partitions.committed()["clicks/0"] == 12
+    consumer.assigned = {"clicks/1"}  # revoked: forgotten
+    asyncio.run(partitions.learn_starts(consumer.assignment()))
+    assert partitions.starts == {}
