@@ -341,9 +341,11 @@ def test_two_workers_killed_and_added_back_in_turn_lose_nothing(
     pipeline, tmp_path: Path, reliability
 ) -> None:
     """Two workers in one group, each with its own embedded store; one of them is killed
-    with -9 and started again after each quarter of the events, in turn. User states move
-    between them through the changelog, so each user's newest point, whichever store holds
-    it, must equal the oracle."""
+    with -9 and started again after each quarter of the events, in turn, the next turn
+    coming before the restarted one is ready (so a kill can land mid-recovery, and a
+    partition's first records can be lost before any commit: the gap guard reads them
+    again). User states move between them through the changelog, so each user's newest
+    point, whichever store holds it, must equal the oracle."""
     prefix, first, bootstrap, qdrant = pipeline
     other = tmp_path / "other"
     port = free_port()
@@ -374,9 +376,8 @@ def test_two_workers_killed_and_added_back_in_turn_lose_nothing(
             time.sleep(1.0)  # the group is busy with this quarter
             victim = workers[turn % 2]
             victim.stop(signal.SIGKILL)
-            victim.start()
+            victim.start()  # the next turn comes before it is ready: kills mid-recovery
             restarted = time.monotonic()
-            until(lambda v=victim: ready(v), what="the restarted worker ready")
         wait_committed(bootstrap, f"g-{prefix}", [f"{prefix}clicks"], timeout=300)
         recovery = time.monotonic() - restarted
     finally:
