@@ -222,8 +222,8 @@ def _fit(
             waited += 1
             if waited >= config.patience:
                 break
-    if not selecting:
-        return model, bar.total, curve
+    if epochs is not None:
+        return model, epochs, curve
     if best_state is not None:
         net.load_state_dict(best_state)
     return model, best_epoch, curve
