@@ -1,7 +1,7 @@
 """The agents' loop: a window of Kafka records in, its acknowledgement out.
 
     runner = WindowRunner("events", topic_kinds, processing.events, output, retry)
-    await runner.run(stream, events=256, within_s=0.25)      # an agent's whole body
+    await runner.run(stream, events=256, within_s=0.1)       # an agent's whole body
     outcome = await runner.window(records, ack)              # one window (unit tests)
 
 For each window (``events`` records or ``within_s`` seconds, whichever comes first):

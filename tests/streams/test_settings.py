@@ -103,7 +103,7 @@ def test_every_setting_has_a_meaning_and_the_reference_lists_each_once(capsys) -
     rows = orjson.loads(capsys.readouterr().out)
     assert [r["variable"] for r in rows] == [f"INTEREST_{n.upper()}" for n in Settings.model_fields]
     window = next(r for r in rows if r["variable"] == "INTEREST_WINDOW_MS")
-    assert (window["type"], window["default"]) == ("float", "250.0")
+    assert (window["type"], window["default"]) == ("float", "100.0")
 
 
 def test_settings_current_never_shows_a_secret(monkeypatch, capsys) -> None:
