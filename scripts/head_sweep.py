@@ -8,6 +8,7 @@ DATASET (default ../shared/data/movielens-latest-small).
 """
 
 import dataclasses
+import math
 import os
 import sys
 from pathlib import Path
@@ -20,7 +21,6 @@ from streams.evaluation.protocol import five_core, leave_one_out
 from streams.evaluation.run import encode_items
 from streams.settings import Settings
 from streams.training.compare import _head_ranks, summary
-from streams.training.config import EXTRA_HALF_LIVES_EVENTS
 from streams.training.head import HeadConfig, train_head
 
 # The settings before the first sweep, spelled out (`train`'s defaults are now "average").
@@ -35,6 +35,10 @@ BASE = HeadConfig(
     weight_average=0.0,
 )
 BATCH128 = dataclasses.replace(BASE, batch_size=128, learning_rate=1e-3, patience=5)
+THREE_SUMS = (1.0, math.inf)  # the last event and the whole history beside the 10 events
+AVERAGE = dataclasses.replace(
+    BATCH128, mask_history=True, extra_half_lives=THREE_SUMS, weight_average=0.999
+)
 SETTINGS = {
     "base": BASE,
     "patience5": dataclasses.replace(BASE, patience=5),
@@ -46,15 +50,13 @@ SETTINGS = {
     # sums of the last event and of the whole history beside the 10-event one, then the
     # weights' moving average
     "mask": dataclasses.replace(BATCH128, mask_history=True),
-    "sums": dataclasses.replace(
-        BATCH128, mask_history=True, extra_half_lives=EXTRA_HALF_LIVES_EVENTS
-    ),
-    "average": dataclasses.replace(
-        BATCH128,
-        mask_history=True,
-        extra_half_lives=EXTRA_HALF_LIVES_EVENTS,
-        weight_average=0.999,
-    ),
+    "sums": dataclasses.replace(BATCH128, mask_history=True, extra_half_lives=THREE_SUMS),
+    "average": AVERAGE,
+    # the third sweep, from average: a slower average (0.9997), ID dropout 0.5, and five
+    # sums (1, 3, 30 events and the whole history beside the 10 events: `train`'s default)
+    "average0.9997": dataclasses.replace(AVERAGE, weight_average=0.9997),
+    "average-dropout0.5": dataclasses.replace(AVERAGE, id_dropout=0.5),
+    "sums5": dataclasses.replace(AVERAGE, extra_half_lives=(1.0, 3.0, 30.0, math.inf)),
 }
 
 

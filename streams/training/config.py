@@ -7,8 +7,9 @@ import dataclasses
 import math
 
 # The sums a head that decays by events keeps besides its own half-life: the last event
-# (a 1-event half-life) and the whole history (no decay). Chosen on MovieLens validation.
-EXTRA_HALF_LIVES_EVENTS = (1.0, math.inf)
+# (a 1-event half-life), the last few (3), a longer stretch (30) and the whole history (no
+# decay). Chosen on MovieLens validation (scripts/head_sweep.py sums5, README).
+EXTRA_HALF_LIVES_EVENTS = (1.0, 3.0, 30.0, math.inf)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -502,7 +502,11 @@ def test_an_allowed_lateness_dead_letters_events_older_than_the_watermark_minus_
     asyncio.run(with_processor(body, allowed_lateness_s=3600.0))
 
 
-@pytest.mark.parametrize("extra", [(), (1.0, math.inf)], ids=["one sum", "readout"])
+@pytest.mark.parametrize(
+    "extra",
+    [(), (1.0, math.inf), (1.0, 3.0, 30.0, math.inf)],
+    ids=["one sum", "readout", "five sums"],
+)
 def test_a_head_that_decays_by_events_folds_in_arrival_order_and_backfills_before_live(
     extra: tuple[float, ...],
 ) -> None:

@@ -350,10 +350,10 @@ def test_train_compares_the_rows_and_writes_the_head(
     ]
     written = report["written"]
     assert read_manifest(tiny_root / written["version"]).parent == written["parent"]
-    served = load_head(tiny_root / written["version"])  # the default: three sums, read out
+    served = load_head(tiny_root / written["version"])  # the default: five sums, read out
     assert served is not None and served.half_life_events == 10.0
-    assert served.extra_half_lives == (1.0, math.inf)
-    assert served.readout is not None and served.readout.shape == (3, 8, 8)
+    assert served.extra_half_lives == (1.0, 3.0, 30.0, math.inf)
+    assert served.readout is not None and served.readout.shape == (5, 8, 8)
     assert read_manifest(tiny_root / written["version"]).head["refit"] is True
     # eval on that version says which of its rows the refit trained on
     evaluated = [*args[:5], "--model", str(tiny_root / written["version"]), "--json"]
