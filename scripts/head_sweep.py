@@ -23,7 +23,7 @@ from streams.settings import Settings
 from streams.training.compare import _head_ranks, summary
 from streams.training.head import HeadConfig, train_head
 
-# The settings before the first sweep, spelled out (`train`'s defaults are now "average").
+# The settings before the first sweep, spelled out (`train`'s defaults are now "sums5").
 BASE = HeadConfig(
     dim=128,
     half_life_events=10.0,
