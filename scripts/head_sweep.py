@@ -39,6 +39,7 @@ THREE_SUMS = (1.0, math.inf)  # the last event and the whole history beside the 
 AVERAGE = dataclasses.replace(
     BATCH128, mask_history=True, extra_half_lives=THREE_SUMS, weight_average=0.999
 )
+SUMS5 = dataclasses.replace(AVERAGE, extra_half_lives=(1.0, 3.0, 30.0, math.inf))
 SETTINGS = {
     "base": BASE,
     "patience5": dataclasses.replace(BASE, patience=5),
@@ -56,7 +57,13 @@ SETTINGS = {
     # sums (1, 3, 30 events and the whole history beside the 10 events: `train`'s default)
     "average0.9997": dataclasses.replace(AVERAGE, weight_average=0.9997),
     "average-dropout0.5": dataclasses.replace(AVERAGE, id_dropout=0.5),
-    "sums5": dataclasses.replace(AVERAGE, extra_half_lives=(1.0, 3.0, 30.0, math.inf)),
+    "sums5": SUMS5,
+    # the fourth sweep, from sums5: eight sums (2, 5 and 100 events beside the five), and
+    # the five sums at dimension 256
+    "sums8": dataclasses.replace(
+        AVERAGE, extra_half_lives=(1.0, 2.0, 3.0, 5.0, 30.0, 100.0, math.inf)
+    ),
+    "sums5-dim256": dataclasses.replace(SUMS5, dim=256),
 }
 
 
