@@ -58,12 +58,14 @@ SETTINGS = {
     "average0.9997": dataclasses.replace(AVERAGE, weight_average=0.9997),
     "average-dropout0.5": dataclasses.replace(AVERAGE, id_dropout=0.5),
     "sums5": SUMS5,
-    # the fourth sweep, from sums5: eight sums (2, 5 and 100 events beside the five), and
-    # the five sums at dimension 256
+    # the fourth sweep, from sums5: eight sums (2, 5 and 100 events beside the five), the
+    # five sums at dimension 256, and with an MLP readout
     "sums8": dataclasses.replace(
         AVERAGE, extra_half_lives=(1.0, 2.0, 3.0, 5.0, 30.0, 100.0, math.inf)
     ),
     "sums5-dim256": dataclasses.replace(SUMS5, dim=256),
+    # a ReLU layer of 256 units over the five sums' directions beside the linear readout
+    "sums5-mlp256": dataclasses.replace(SUMS5, readout_hidden=256),
 }
 
 

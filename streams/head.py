@@ -3,7 +3,7 @@
     head = Head.load(version_dir / "head.npz")
     x = head.history_vectors(e)      # what an event of each item folds into the user's sums
     items = head.item_matrix(e)      # [y_j, b_j]: what a user's [q, 1] scores
-    q = head.query(directions)       # q = Σ_k W_k · normalize(s_k), from the user's sums
+    q = head.query(directions)       # q = Σ_k W_k · normalize(s_k) (+ MLP), from the sums
 
 A user keeps one forward-decayed sum of the history vectors per half-life of the head
 (``s_k = Σ_i c_ik x_i``): the head's own half-life, then ``extra_half_lives`` in the same
@@ -11,7 +11,9 @@ clock (``inf``: no decay). Each is linear in the events, so the stream folds an 
 every sum in O(1), as before. The served query is a fixed linear readout of their
 directions, ``q = Σ_k W_k · normalize(s_k)``: the sums of a short and a long half-life
 (the last item, the last few, the whole history) weigh differently per dimension. A head
-without a readout (``readout`` None) is the single sum: ``q = normalize(s_0)``.
+without a readout (``readout`` None) is the single sum: ``q = normalize(s_0)``. A head may
+add a small MLP over the directions to the linear readout (``mlp``: ``q += U_2 ·
+relu(U_1 · [d_0; …; d_K] + c)``); it reads the directions only, so the sums stay linear.
 
 The head is trained by ``interest-stream train`` (streams/training/head.py, torch); reading
 and applying it needs numpy only, so the runtime can serve it without torch.
@@ -45,8 +47,18 @@ class Head:
     # The user's other sums, in the head's clock (events, or seconds); inf: no decay.
     extra_half_lives: tuple[float, ...] = ()
     readout: np.ndarray | None = None  # (1 + len(extra_half_lives), dim, dim): the W_k
+    # (U_1, c, U_2): (hidden, sums · dim), (hidden,), (dim, hidden); None: none
+    mlp: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
+        if self.mlp is not None:
+            u1, c, u2 = self.mlp
+            hidden, inputs = len(c), (1 + len(self.extra_half_lives)) * self.dim
+            if u1.shape != (hidden, inputs) or u2.shape != (self.dim, hidden):
+                raise StreamError(
+                    f"the head's MLP has shapes {u1.shape}, {c.shape}, {u2.shape}, not "
+                    f"({hidden}, {inputs}), ({hidden},), ({self.dim}, {hidden})"
+                )
         if self.readout is not None and self.readout.shape != (
             1 + len(self.extra_half_lives),
             self.dim,
@@ -126,15 +138,18 @@ class Head:
         return sum_half_lives(self.half_life_s, self.half_life_events, self.extra_half_lives)
 
     def query(self, directions: Sequence[np.ndarray]) -> np.ndarray:
-        """``q = Σ_k W_k · d_k`` from the unit directions ``d_k`` of the user's sums, one
-        (n, dim) array (or one (dim,) row) per half-life of :attr:`half_lives`."""
+        """``q = Σ_k W_k · d_k`` (plus the MLP's term, if any) from the unit directions
+        ``d_k`` of the user's sums, one (n, dim) array (or one (dim,) row) per half-life
+        of :attr:`half_lives`."""
+        ds = [np.asarray(d, dtype=np.float64) for d in directions]
         if self.readout is None:
-            return np.asarray(directions[0], dtype=np.float64)
-        terms = [
-            np.asarray(d, dtype=np.float64) @ w.T
-            for d, w in zip(directions, self.readout, strict=True)
-        ]
-        return np.sum(terms, axis=0)
+            q = ds[0]
+        else:
+            q = np.sum([d @ w.T for d, w in zip(ds, self.readout, strict=True)], axis=0)
+        if self.mlp is not None:
+            u1, c, u2 = self.mlp
+            q = q + np.maximum(np.concatenate(ds, axis=-1) @ u1.T + c, 0.0) @ u2.T
+        return q
 
     def fold(
         self,
@@ -169,6 +184,8 @@ class Head:
         if self.readout is not None:  # a single-sum head's file stays as it was
             arrays["extra_half_lives"] = np.asarray(self.extra_half_lives, dtype=np.float64)
             arrays["readout"] = self.readout
+        if self.mlp is not None:
+            arrays["mlp_in"], arrays["mlp_bias"], arrays["mlp_out"] = self.mlp
         np.savez(path, **arrays)  # type: ignore[arg-type]
 
     @classmethod
@@ -186,6 +203,7 @@ class Head:
                 half_life_events=None if events < 0 else events,
                 extra_half_lives=tuple(float(h) for h in z.get("extra_half_lives", ())),
                 readout=z.get("readout"),
+                mlp=(z["mlp_in"], z["mlp_bias"], z["mlp_out"]) if "mlp_in" in z else None,
             )
 
 

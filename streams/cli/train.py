@@ -102,6 +102,13 @@ def add_parsers(sub: Any) -> None:
         help=f"share of per-item parts dropped in training (default: {HeadConfig.id_dropout:g})",
     )
     tr.add_argument(
+        "--readout-hidden",
+        type=int,
+        default=HeadConfig.readout_hidden,
+        help="units of a ReLU layer over the sums' directions beside the linear readout; 0: "
+        f"none (default: {HeadConfig.readout_hidden})",
+    )
+    tr.add_argument(
         "--no-refit",
         dest="refit",
         action="store_false",
@@ -185,6 +192,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     ):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise StreamError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.readout_hidden < 0:
+        raise StreamError(f"--readout-hidden must be 0 or more, not {args.readout_hidden}")
     if not 0 < args.learning_rate < math.inf:
         raise StreamError(f"--learning-rate must be a positive number, not {args.learning_rate}")
     for name in ("id_dropout", "cold_share"):
@@ -241,6 +250,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         id_dropout=args.id_dropout,
+        readout_hidden=args.readout_hidden,
         refit=args.refit,
     )
     config = CompareConfig(
@@ -259,6 +269,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "half_life_s": half_life,
             "half_life_events": half_life_events,
             "extra_half_lives": [h if math.isfinite(h) else "inf" for h in extra],
+            "readout_hidden": args.readout_hidden,
             "best_seed": report["best_seed"],
             "refit": args.refit,  # trained through the validation targets
             "trained_on": split.counts,

@@ -22,6 +22,10 @@ class HeadConfig:
     # The user's other sums, in the same clock (inf: no decay), read out by a learned
     # linear map (streams/head.py); () is the single sum.
     extra_half_lives: tuple[float, ...] = ()
+    # Units of a ReLU layer read out of the sums' directions beside the linear readout
+    # (streams/head.py, ``mlp``); 0: none. Its output layer starts at zero, so training
+    # starts from the linear readout.
+    readout_hidden: int = 0
     # Chosen on MovieLens validation (scripts/head_sweep.py, README): batches of 128 at
     # 1e-3 with patience 5 beat batches of 512 at 3e-3 with patience 3 (0.1787 vs 0.1566).
     epochs: int = 40  # at most

@@ -156,6 +156,15 @@ def _fit(
         with torch.no_grad():
             W[0] = torch.eye(config.dim)
         params.append(W)
+    mlp = None  # U_1 small and random, U_2 zero: the MLP's term starts at zero
+    if config.readout_hidden:
+        inputs = (1 + len(config.extra_half_lives)) * config.dim
+        mlp = (
+            torch.nn.Parameter(torch.randn(config.readout_hidden, inputs) / np.sqrt(inputs)),
+            torch.nn.Parameter(torch.zeros(config.readout_hidden)),
+            torch.nn.Parameter(torch.zeros(config.dim, config.readout_hidden)),
+        )
+        params.extend(mlp)
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     warm = torch.from_numpy(~cold_mask).float()[:, None]  # cold items: the text part only
     half_lives = sum_half_lives(
@@ -167,7 +176,9 @@ def _fit(
     average = WeightAverage(params, config.weight_average)
 
     def snapshot() -> Head:
-        a, b, h, v, bias_, *w = (t.numpy().copy() for t in average.weights())
+        a, b, h, v, bias_, *rest = (t.numpy().copy() for t in average.weights())
+        w = rest[:1] if W is not None else []
+        u = (rest[-3], rest[-2], rest[-1]) if mlp is not None else None
         keep = warm.numpy()
         return Head(
             item_ids=list(split.items),
@@ -180,6 +191,7 @@ def _fit(
             half_life_events=config.half_life_events,
             extra_half_lives=config.extra_half_lives,
             readout=w[0] if w else None,
+            mlp=u,
         )
 
     def validate(head: Head) -> dict[str, float]:
@@ -214,7 +226,7 @@ def _fit(
                 [int(split.sequences[u][p]) for u, p in picked],
                 config.mask_history,
             )
-            loss = softmax_loss((E, A, B, H, V, bias, W), warm, batch, config.id_dropout)
+            loss = softmax_loss((E, A, B, H, V, bias, W, mlp), warm, batch, config.id_dropout)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -313,7 +325,8 @@ class Batch:
 
 def softmax_loss(tensors: tuple[Any, ...], warm: Any, batch: Batch, id_dropout: float) -> Any:
     """Full-softmax cross-entropy of one batch: ``tensors`` are (E, A, B, H, V, bias, W)
-    (W: the readout, or None for one sum), ``warm`` 1 for the items known at training
+    and optionally the MLP (U_1, c, U_2) or None (W: the readout, or None for one sum),
+    ``warm`` 1 for the items known at training
     time: they may have per-item parts, which are dropped at random (``id_dropout``). The
     others (a cold-start evaluation's held-out items) are no candidate of the softmax
     either: they did not exist yet, so training must not learn to rank them low, which
@@ -322,21 +335,27 @@ def softmax_loss(tensors: tuple[Any, ...], warm: Any, batch: Batch, id_dropout: 
     pushing it down would fight the sums, which point at what the user took."""
     import torch
 
-    E, A, B, H, V, bias, W = tensors
+    E, A, B, H, V, bias, W, *rest = tensors
+    mlp = rest[0] if rest else None
     n_items = E.shape[0]
     n = len(batch.targets)
     keep_h = (torch.rand(n_items, 1) >= id_dropout).float() * warm
     keep_v = (torch.rand(n_items, 1) >= id_dropout).float() * warm
     x = E @ A.T + keep_h * H
     q = None
+    directions = []
     for k, (rows, cols, vals) in enumerate(batch.sums):
         index = torch.from_numpy(np.stack([rows, cols]))
         weights = torch.from_numpy(vals.astype(np.float32))
         C = torch.sparse_coo_tensor(index, weights, (n, n_items), check_invariants=False)
         s = torch.sparse.mm(C, x)
         d = s / s.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        directions.append(d)
         term = d if W is None else d @ W[k].T
         q = term if q is None else q + term
+    if mlp is not None:
+        U1, c, U2 = mlp
+        q = q + torch.relu(torch.cat(directions, dim=1) @ U1.T + c) @ U2.T
     logits = q @ (E @ B.T + keep_v * V).T + (keep_v[:, 0] * bias)[None, :]
     logits = logits.masked_fill(warm[:, 0] == 0, float("-inf"))
     if len(batch.seen[0]):
@@ -394,6 +413,11 @@ def finetune_head(
     if head.readout is not None:
         W = torch.nn.Parameter(torch.from_numpy(head.readout.astype(np.float32)))
         params.append(W)
+    mlp = None
+    if head.mlp is not None:
+        u1, c, u2 = (torch.nn.Parameter(torch.from_numpy(a.astype(np.float32))) for a in head.mlp)
+        mlp = (u1, c, u2)
+        params.extend(mlp)
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
     warm = torch.ones(len(item_ids), 1)
     coefs = [
@@ -414,7 +438,7 @@ def finetune_head(
                 [examples[k][3] for k in picked],
                 config.mask_history,
             )
-            loss = softmax_loss((E, A, B, H, V, bias, W), warm, batch, config.id_dropout)
+            loss = softmax_loss((E, A, B, H, V, bias, W, mlp), warm, batch, config.id_dropout)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -437,6 +461,7 @@ def finetune_head(
         v=v,
         bias=b,
         readout=None if W is None else W.detach().numpy().astype(head.A.dtype),
+        mlp=None if mlp is None else _arrays(mlp, head.A.dtype),
     )
     record = {
         "config": dataclasses.asdict(config),
@@ -447,6 +472,12 @@ def finetune_head(
         "seconds": round(time.perf_counter() - started, 1),
     }
     return tuned, record
+
+
+def _arrays(mlp: tuple[Any, Any, Any], dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An MLP's trained tensors as the head's arrays."""
+    u1, c, u2 = (t.detach().numpy().astype(dtype) for t in mlp)
+    return u1, c, u2
 
 
 def decay_rows(times: np.ndarray, half_lives: tuple[float, ...], by_events: bool) -> Any:

@@ -503,18 +503,18 @@ def test_an_allowed_lateness_dead_letters_events_older_than_the_watermark_minus_
 
 
 @pytest.mark.parametrize(
-    "extra",
-    [(), (1.0, math.inf), (1.0, 3.0, 30.0, math.inf)],
-    ids=["one sum", "readout", "five sums"],
+    ("extra", "hidden"),
+    [((), 0), ((1.0, math.inf), 0), ((1.0, 3.0, 30.0, math.inf), 0), ((1.0, math.inf), 5)],
+    ids=["one sum", "readout", "five sums", "readout and MLP"],
 )
 def test_a_head_that_decays_by_events_folds_in_arrival_order_and_backfills_before_live(
-    extra: tuple[float, ...],
+    extra: tuple[float, ...], hidden: int
 ) -> None:
     """An events-clock head: each event weighs 2^(-1/h) less per event that arrived after
     it, whatever its time. A roll-out's backfill folds the history into a state of the
     head's dimension and merges it in as if it had arrived before what the live stream
     folded meanwhile. A head with extra sums keeps one per half-life and serves
-    ``[Σ_k W_k normalize(s_k), 1]``."""
+    ``[Σ_k W_k normalize(s_k), 1]`` (plus its MLP's term, if any)."""
     from streams.head import Head, stream_half_lives
     from streams.rollout.backfill import Backfill
     from streams.settings import Settings
@@ -532,6 +532,15 @@ def test_a_head_that_decays_by_events_folds_in_arrival_order_and_backfills_befor
         half_life_events=h,
         extra_half_lives=extra,
         readout=rng.normal(size=(1 + len(extra), d, d)) if extra else None,
+        mlp=(
+            (
+                rng.normal(size=(hidden, (1 + len(extra)) * d)),
+                rng.normal(size=hidden),
+                rng.normal(size=(d, hidden)),
+            )
+            if hidden
+            else None
+        ),
     )
 
     def served(order: list[np.ndarray]) -> np.ndarray:

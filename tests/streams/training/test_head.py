@@ -233,6 +233,75 @@ def test_a_head_with_extra_sums_folds_each_and_reads_them_out(tmp_path: Path) ->
         dataclasses.replace(head, readout=W[:2])
 
 
+def test_a_heads_mlp_adds_a_relu_layer_over_the_directions(tmp_path: Path) -> None:
+    """``q = Σ_k W_k d_k + U_2 relu(U_1 [d_0; d_1] + c)``; it survives the head's file, and
+    a head without one writes none."""
+    rng = np.random.default_rng(5)
+    split = chain_split(users=20, items=8)
+    base = random_head(split.items, rng, None)
+    W = rng.normal(size=(2, base.dim, base.dim))
+    mlp = (rng.normal(size=(6, 2 * base.dim)), rng.normal(size=6), rng.normal(size=(base.dim, 6)))
+    head = dataclasses.replace(
+        base, half_life_events=10.0, extra_half_lives=(math.inf,), readout=W, mlp=mlp
+    )
+    d = [v / np.linalg.norm(v) for v in rng.normal(size=(2, base.dim))]
+    hidden = mlp[0] @ np.concatenate(d) + mlp[1]
+    want = W[0] @ d[0] + W[1] @ d[1] + mlp[2] @ np.where(hidden > 0, hidden, 0.0)
+    np.testing.assert_allclose(head.query(d), want, atol=1e-12)
+    both = head.query([np.stack([d[0], d[1]]), np.stack([d[1], d[0]])])  # (n, dim) rows
+    np.testing.assert_allclose(both[0], want, atol=1e-12)
+    head.save(tmp_path / HEAD_FILE)
+    back = Head.load(tmp_path / HEAD_FILE)
+    assert back.mlp is not None
+    for got, saved in zip(back.mlp, mlp, strict=True):
+        np.testing.assert_array_equal(got, saved)
+    dataclasses.replace(head, mlp=None).save(tmp_path / "linear.npz")
+    with np.load(tmp_path / "linear.npz") as z:
+        assert "mlp_in" not in z
+    with pytest.raises(StreamError, match="MLP has shapes"):
+        dataclasses.replace(head, mlp=(mlp[0][:, :-1], mlp[1], mlp[2]))
+
+
+def test_an_mlp_readout_starts_at_the_linear_one_and_learns() -> None:
+    """Its output layer starts at zero, so the first loss is the linear readout's; trained,
+    the head carries the layer, moved, and a feedback round warm-starts from it."""
+    from streams.training.head import Batch, finetune_head, softmax_loss
+
+    split = chain_split(users=40, items=30)
+    e = unit_vectors(len(split.items), 8)
+    config = HeadConfig(
+        dim=8,
+        half_life_events=10.0,
+        extra_half_lives=(1.0,),
+        epochs=3,
+        patience=3,
+        readout_hidden=16,
+        weight_average=0.0,
+        id_dropout=0.0,
+    )
+    head, _ = train_head(split, e, config, progress=False)
+    assert head.mlp is not None and head.mlp[0].shape == (16, 16)
+    assert np.abs(head.mlp[2]).max() > 0  # the output layer moved from zero
+    import torch
+
+    tensors = [torch.from_numpy(a.astype(np.float32)) for a in (e, head.A, head.B, head.h)]
+    tensors += [torch.from_numpy(a.astype(np.float32)) for a in (head.v, head.bias)]
+    W = torch.from_numpy(head.readout.astype(np.float32))
+    zero_out = (torch.from_numpy(head.mlp[0]), torch.from_numpy(head.mlp[1]), torch.zeros(8, 16))
+    histories = [np.array([0, 1, 2]), np.array([3, 4])]
+    coefs = [np.ones((2, 3)), np.ones((2, 2))]
+    batch = Batch.of(histories, coefs, [3, 5], True)
+    warm = torch.ones(len(split.items), 1)
+    linear = softmax_loss((*tensors, W), warm, batch, 0.0)
+    assert float(softmax_loss((*tensors, W, zero_out), warm, batch, 0.0)) == float(linear)
+    examples = [
+        (h, np.arange(float(len(h))), np.ones(len(h)), t)
+        for h, t in ((histories[0], 3), (histories[1], 5))
+    ]
+    tuned, _ = finetune_head(head, e, list(split.items), examples, progress=False)
+    assert tuned.mlp is not None and not np.array_equal(tuned.mlp[2], head.mlp[2])
+
+
 def test_cold_items_are_the_newest_by_first_appearance() -> None:
     rows = [Interaction(u, i, T0 + t, None) for u in "ab" for t, i in enumerate("xyzw")]
     rows += [Interaction("c", i, T0 + t, None) for i, t in (("x", 0), ("q", 99), ("y", 100))]
@@ -395,6 +464,7 @@ def test_train_compares_the_rows_and_writes_the_head(
         (["--patience", "0"], "--patience must be at least 1"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
         (["--learning-rate", "0"], "--learning-rate must be a positive number"),
+        (["--readout-hidden", "-1"], "--readout-hidden must be 0 or more"),
         (["--dim", "100000"], "exceeds the encoder's"),
         (["--extra-half-lives", "abc"], "--extra-half-lives must be half-lives > 0"),
         (["--extra-half-lives", "1,0"], "--extra-half-lives must be half-lives > 0"),
