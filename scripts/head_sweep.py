@@ -1,7 +1,7 @@
 """`python scripts/head_sweep.py [NAME ...]`: the learned head at several settings on
 MovieLens, one line each: validation Recall@10 of the epoch kept (what a setting is chosen
 by), its epoch, test Recall@10 (read, never chosen by) and seconds, for SEEDS seeds
-(default 2). The names are the keys of SETTINGS; none: all of them.
+(default 2) from FIRST_SEED (default 0). The names are the keys of SETTINGS; none: all of them.
 
 Needs the train extra and an encoder version (`make export`); reads
 DATASET (default ../shared/data/movielens-latest-small).
@@ -70,7 +70,8 @@ SETTINGS = {
 
 
 def main(names: list[str]) -> None:
-    seeds = int(os.environ.get("SEEDS", "2"))
+    first = int(os.environ.get("FIRST_SEED", "0"))
+    seeds = range(first, first + int(os.environ.get("SEEDS", "2")))
     path = Path(os.environ.get("DATASET", "../shared/data/movielens-latest-small"))
     data = read_movielens(path)
     split = leave_one_out(five_core(data.interactions), data.texts)
@@ -78,7 +79,7 @@ def main(names: list[str]) -> None:
     vectors, _ = encode_items(split.texts, resolve_model_dir(settings.models_root), settings)
     for name in names or list(SETTINGS):
         val, test, epochs, seconds = [], [], [], []
-        for seed in range(seeds):
+        for seed in seeds:
             config = dataclasses.replace(SETTINGS[name], seed=seed)
             head, record = train_head(split, vectors, config, progress=False)
             val.append(record["epochs"][record["best_epoch"]]["validation"]["recall@10"])
