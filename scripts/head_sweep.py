@@ -1,7 +1,8 @@
 """`python scripts/head_sweep.py [NAME ...]`: the learned head at several settings on
 MovieLens, one line each: validation Recall@10 of the epoch kept (what a setting is chosen
 by), its epoch, test Recall@10 (read, never chosen by) and seconds, for SEEDS seeds
-(default 2) from FIRST_SEED (default 0). The names are the keys of SETTINGS; none: all of them.
+(default 2) from FIRST_SEED (default 0). The names are the keys of SETTINGS; none: all
+of them.
 
 Needs the train extra and an encoder version (`make export`); reads
 DATASET (default ../shared/data/movielens-latest-small).

@@ -325,12 +325,12 @@ class Batch:
 
 def softmax_loss(tensors: tuple[Any, ...], warm: Any, batch: Batch, id_dropout: float) -> Any:
     """Full-softmax cross-entropy of one batch: ``tensors`` are (E, A, B, H, V, bias, W)
-    and optionally the MLP (U_1, c, U_2) or None (W: the readout, or None for one sum),
-    ``warm`` 1 for the items known at training
-    time: they may have per-item parts, which are dropped at random (``id_dropout``). The
-    others (a cold-start evaluation's held-out items) are no candidate of the softmax
-    either: they did not exist yet, so training must not learn to rank them low, which
-    would teach the text part to push away what new items look like. An example's own
+    and optionally the MLP (U_1, c, U_2) or None (W: the readout, or None for one sum).
+    ``warm`` is 1 for the items known at training time: they may have per-item parts,
+    which are dropped at random (``id_dropout``). The others (a cold-start evaluation's
+    held-out items) are no candidate of the softmax either: they did not exist yet, so
+    training must not learn to rank them low, which would teach the text part to push
+    away what new items look like. An example's own
     history is no candidate either (``batch.seen``): the protocol never ranks it, and
     pushing it down would fight the sums, which point at what the user took."""
     import torch
