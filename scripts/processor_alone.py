@@ -1,8 +1,9 @@
 """The events path without Kafka or Faust: EventProcessor.events on windows of synthetic
 click/view events (500 items, 5,000 users, as `bench e2e`), the current model version and
-its head, Qdrant Edge in a temporary folder, a dict for the state table. Prints the CPU and
-wall time per event, and the store's share, over the last 60% of the windows (the first 40%
-warm the states up). With --profile: cProfile's top functions as well.
+its head, Qdrant Edge in a temporary folder, a dict for the state table, numpy's BLAS on
+INTEREST_BLAS_THREADS threads as in the worker. Prints the CPU and wall time per event,
+and the store's share, over the last 60% of the windows (the first 40% warm the states
+up). With --profile: cProfile's top functions as well.
 
     .venv/bin/python scripts/processor_alone.py [--events 60000] [--model DIR] [--profile]
 """
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 import orjson
+from threadpoolctl import threadpool_limits
 
 from encoder.model import load_model
 from encoder.registry import resolve_model_dir
@@ -35,6 +37,7 @@ WINDOW, ITEMS, USERS = 256, 500, 5000
 
 async def main(args: argparse.Namespace) -> None:
     settings = load_settings()
+    threadpool_limits(settings.blas_threads, user_api="blas")  # as the worker (worker/main.py)
     version_dir = resolve_model_dir(args.model or settings.models_root)
     head = load_head(version_dir)
     rng = random.Random(3)
