@@ -4,6 +4,11 @@ by), its epoch, test Recall@10 (read, never chosen by) and seconds, for SEEDS se
 (default 2) from FIRST_SEED (default 0). The names are the keys of SETTINGS; none: all
 of them.
 
+SHIFT=N (default 0) drops each user's last N interactions before the split, so that
+validation and test are each user's earlier interactions: with SHIFT=1 the "test" column
+is the usual validation target and "validation" the one before it, a second choice
+between settings that never reads the real test target.
+
 Needs the train extra and an encoder version (`make export`); reads
 DATASET (default ../shared/data/movielens-latest-small).
 """
@@ -17,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from encoder.registry import resolve_model_dir
-from streams.evaluation.data import read_movielens
-from streams.evaluation.protocol import five_core, leave_one_out
+from streams.evaluation.data import Interaction, read_movielens
+from streams.evaluation.protocol import Split, five_core, leave_one_out
 from streams.evaluation.run import encode_items
 from streams.settings import Settings
 from streams.training.compare import _head_ranks, summary
@@ -70,12 +75,32 @@ SETTINGS = {
 }
 
 
+SHIFT = int(os.environ.get("SHIFT", "0"))
+
+
+def shifted(split: Split, n: int) -> Split:
+    """``split`` without each user's last ``n`` interactions, split again (leave-one-out)."""
+    if n == 0:
+        return split
+    rows = [
+        Interaction(
+            split.users[u],
+            split.items[item],
+            float(split.times[u][k]),
+            None if split.ratings is None else float(split.ratings[u][k]),
+        )
+        for u, seq in enumerate(split.sequences)
+        for k, item in enumerate(seq[:-n])
+    ]
+    return leave_one_out(rows, dict(zip(split.items, split.texts, strict=True)))
+
+
 def main(names: list[str]) -> None:
     first = int(os.environ.get("FIRST_SEED", "0"))
     seeds = range(first, first + int(os.environ.get("SEEDS", "2")))
     path = Path(os.environ.get("DATASET", "../shared/data/movielens-latest-small"))
     data = read_movielens(path)
-    split = leave_one_out(five_core(data.interactions), data.texts)
+    split = shifted(leave_one_out(five_core(data.interactions), data.texts), SHIFT)
     settings = Settings()
     vectors, _ = encode_items(split.texts, resolve_model_dir(settings.models_root), settings)
     for name in names or list(SETTINGS):
