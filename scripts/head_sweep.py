@@ -75,9 +75,6 @@ SETTINGS = {
 }
 
 
-SHIFT = int(os.environ.get("SHIFT", "0"))
-
-
 def shifted(split: Split, n: int) -> Split:
     """``split`` without each user's last ``n`` interactions, split again (leave-one-out)."""
     if n == 0:
@@ -98,9 +95,10 @@ def shifted(split: Split, n: int) -> Split:
 def main(names: list[str]) -> None:
     first = int(os.environ.get("FIRST_SEED", "0"))
     seeds = range(first, first + int(os.environ.get("SEEDS", "2")))
+    shift = int(os.environ.get("SHIFT", "0"))
     path = Path(os.environ.get("DATASET", "../shared/data/movielens-latest-small"))
     data = read_movielens(path)
-    split = shifted(leave_one_out(five_core(data.interactions), data.texts), SHIFT)
+    split = shifted(leave_one_out(five_core(data.interactions), data.texts), shift)
     settings = Settings()
     vectors, _ = encode_items(split.texts, resolve_model_dir(settings.models_root), settings)
     for name in names or list(SETTINGS):
