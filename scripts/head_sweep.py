@@ -29,7 +29,8 @@ from streams.settings import Settings
 from streams.training.compare import _head_ranks, summary
 from streams.training.head import HeadConfig, train_head
 
-# The settings before the first sweep, spelled out (`train`'s defaults are now "sums5").
+# The settings before the first sweep, spelled out (`train`'s defaults are now
+# "sums5-mlp256").
 BASE = HeadConfig(
     dim=128,
     half_life_events=10.0,
@@ -39,6 +40,7 @@ BASE = HeadConfig(
     learning_rate=3e-3,
     mask_history=False,
     weight_average=0.0,
+    readout_hidden=0,
 )
 BATCH128 = dataclasses.replace(BASE, batch_size=128, learning_rate=1e-3, patience=5)
 THREE_SUMS = (1.0, math.inf)  # the last event and the whole history beside the 10 events
@@ -60,7 +62,7 @@ SETTINGS = {
     "sums": dataclasses.replace(BATCH128, mask_history=True, extra_half_lives=THREE_SUMS),
     "average": AVERAGE,
     # the third sweep, from average: a slower average (0.9997), ID dropout 0.5, and five
-    # sums (1, 3, 30 events and the whole history beside the 10 events: `train`'s default)
+    # sums (1, 3, 30 events and the whole history beside the 10 events)
     "average0.9997": dataclasses.replace(AVERAGE, weight_average=0.9997),
     "average-dropout0.5": dataclasses.replace(AVERAGE, id_dropout=0.5),
     "sums5": SUMS5,
@@ -71,6 +73,7 @@ SETTINGS = {
     ),
     "sums5-dim256": dataclasses.replace(SUMS5, dim=256),
     # a ReLU layer of 256 units over the five sums' directions beside the linear readout
+    # (`train`'s default)
     "sums5-mlp256": dataclasses.replace(SUMS5, readout_hidden=256),
 }
 
