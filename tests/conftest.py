@@ -12,6 +12,43 @@ from pathlib import Path
 import pytest
 
 
+# Lines a worker repeats by the hundred while the broker is away: left out of a failed
+# test's log tail, so that the lines around them show.
+BROKER_AWAY_NOISE = (
+    "Unable connect to node",
+    "Unable to update metadata",
+    "Unable to request metadata",
+    "Failed fetch messages",
+    "Group Coordinator Request failed",
+)
+LOG_TAIL_LINES = 120
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failed test shows the tail of each ``*.log`` in its ``tmp_path`` (the workers'
+    logs), which pytest deletes with the folder after a few sessions."""
+    outcome = yield
+    report = outcome.get_result()
+    tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.when != "call" or not report.failed or tmp_path is None:
+        return
+    for log in sorted(Path(tmp_path).glob("*.log")):
+        report.sections.append((f"{log.name}, last lines", log_tail(log)))
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of ``path``, without the broker-away noise (counted)."""
+    kept, dropped = [], 0
+    for line in path.read_text(errors="replace").splitlines():
+        if any(noise in line for noise in BROKER_AWAY_NOISE):
+            dropped += 1
+        else:
+            kept.append(line)
+    head = f"({dropped} lines about the broker being away left out)\n" if dropped else ""
+    return head + "\n".join(kept[-lines:])
+
+
 @pytest.fixture(scope="session")
 def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("models")
