@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-
 # Lines a worker repeats by the hundred while the broker is away: left out of a failed
 # test's log tail, so that the lines around them show.
 BROKER_AWAY_NOISE = (

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import faust
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 
 from encoder.manifest import read_manifest
 from encoder.model import load_model
@@ -240,6 +240,15 @@ class ConsumerPartitions:
                 if tp in now and offset is not None and committed.get(tp) is None
             )
 
+    def end(self, tp: Any) -> int | None:
+        """The log's end of ``tp`` as the consumer last saw it; None if not known yet or no
+        longer assigned. The consumer's own thread can take a partition away between
+        ``assignment()`` and this call (a rebalance), and aiokafka then asserts."""
+        try:
+            return cast(Any, self.app.consumer).highwater(tp)
+        except (AssertionError, KeyError):
+            return None
+
     async def read_again(self, tp: Any, offset: int, where: str) -> None:
         log.warning(
             "records missing from %s %d %s: reading again from %d",
@@ -249,7 +258,20 @@ class ConsumerPartitions:
             offset,
         )
         self.stats.counts["gaps_reread"] += 1
-        await self.app.consumer.seek(tp, offset)
+        # In the consumer's own thread (Faust's ``seek_wait``, as its table recovery seeks):
+        # ``consumer.seek`` changes aiokafka's fetch buffer from this thread while the
+        # consumer's thread drains it, and the drain then raised KeyError, which stopped the
+        # whole worker (seen after a broker restart, once in a few runs).
+        try:
+            await self.app.consumer.seek_wait({tp: offset})
+        except (IllegalStateError, AssertionError, KeyError) as exc:
+            log.warning(
+                "%s %d was not read again (%r): no longer assigned; its new owner reads "
+                "it from the group's commit",
+                tp.topic,
+                tp.partition,
+                exc,
+            )
 
     def settled(self) -> bool:
         """The consumer runs, and is neither recovering tables nor rebalancing."""
@@ -298,6 +320,7 @@ class Worker:
         )
         parking = Parking(settings.park_max_s, settings.park_retry_s)
         self.runners: dict[Agent, WindowRunner] = {}
+        self.ticks: dict[str, Callable[[], Any]] = {}  # the timers' bodies (``every``)
         for agent in ("items", "events", "parked", "feedback"):
             self.runners[agent] = WindowRunner(
                 agent,
@@ -324,11 +347,32 @@ class Worker:
             app.agent(topic, name=agent)(self._agent_body(runner))
         app.task(self.warm_up)
         app.task(self.measure_loop_lag)
-        app.timer(LAG_EVERY_S)(self.measure_lag)
-        app.timer(GAP_CHECK_S)(self.check_partition_ends)
-        app.timer(JOB_CHECK_S)(self.launcher.maybe_start)
+        self.every(LAG_EVERY_S, "lag", self.measure_lag)
+        self.every(GAP_CHECK_S, "partition ends", self.check_partition_ends)
+        self.every(JOB_CHECK_S, "fine-tuning jobs", self.launcher.maybe_start)
         if s.stats_file is not None:
-            app.timer(1.0)(self.dump_stats)
+            self.every(1.0, "stats file", self.dump_stats)
+
+    def every(self, seconds: float, what: str, tick: Callable[[], Any]) -> None:
+        """Run ``tick`` every ``seconds`` (a Faust timer); a tick that fails is logged and
+        the next one comes as usual. An exception out of a Faust timer stops the whole
+        app: the partition-end check, asking the broker for log starts while it was away,
+        stopped the worker, which left its group for good."""
+
+        async def guarded() -> None:
+            try:
+                await tick()
+            except KafkaError as exc:
+                self.metrics.retries.labels(what).inc()
+                log.warning(
+                    "%s: the broker did not answer (%r); again in %.0f s", what, exc, seconds
+                )
+            except Exception:
+                self.metrics.unexpected.labels(what).inc()
+                log.exception("%s failed (a bug: please report it); again in %.0f s", what, seconds)
+
+        self.ticks[what] = guarded
+        self.app.timer(seconds, name=what)(guarded)
 
     def _agent_body(self, runner: WindowRunner) -> Callable[[Any], Any]:
         window_s = self.settings.window_ms / 1000
@@ -508,7 +552,7 @@ class Worker:
         for tp in consumer.assignment():
             if tp.topic not in self.topic_kinds:
                 continue
-            end = consumer.highwater(tp)
+            end = self.partitions.end(tp)
             if end is not None:
                 lag = max(0, end - (committed.get(tp) or 0))
                 self.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
@@ -554,11 +598,11 @@ class Worker:
             marks = ("P" if tp in paused else "") + ("W" if tp in waiting else "")
             return (
                 f"{tp.topic}/{tp.partition}{'[' + marks + ']' if marks else ''}="
-                f"{committed.get(tp)}/{read.get(tp)}/{consumer.highwater(tp)}"
+                f"{committed.get(tp)}/{read.get(tp)}/{self.partitions.end(tp)}"
             )
 
         def behind(tp: Any) -> bool:
-            end = consumer.highwater(tp)
+            end = self.partitions.end(tp)
             return tp in paused or tp in waiting or (end or 0) > (committed.get(tp) or 0)
 
         shown = [tp for tp in ours if behind(tp)]
@@ -588,7 +632,7 @@ class Worker:
             runner = self.runners[AGENT_OF_KIND[kind]]
             if runner.busy:
                 continue
-            end = consumer.highwater(tp)
+            end = self.partitions.end(tp)
             seek_to = runner.guard.stalled(tp, end, committed.get(tp), GAP_IDLE_S)
             if seek_to is not None:
                 await self.partitions.read_again(tp, seek_to, f"at its end (the log ends at {end})")

@@ -9,7 +9,7 @@ each partition's records arrive without holes:
     guard = GapGuard()
     verdict = guard.check(tp, offset, committed)   # per record, in stream order
     if verdict.seek_to is not None:                # a hole: read the partition again from there
-        await consumer.seek(tp, verdict.seek_to)
+        await consumer.seek_wait({tp: verdict.seek_to})  # in the consumer's thread
     if verdict.take:                               # else leave the record out, unacknowledged
 
 A hole at the very end of a partition has no later record to reveal it; a timer asks

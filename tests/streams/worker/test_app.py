@@ -152,3 +152,87 @@ def test_a_partition_never_committed_starts_at_its_log_start_for_the_gap_guard()
     consumer.assigned = {"clicks/1"}  # revoked: forgotten
     asyncio.run(partitions.learn_starts(consumer.assignment()))
     assert partitions.starts == {}
+
+
+class AwayConsumer(FakeConsumer):
+    """The consumer while the broker is away and its own thread rebalances: the log
+    starts cannot be asked, and a partition listed a moment ago is no longer assigned."""
+
+    def highwater(self, tp: object) -> int:
+        raise AssertionError("Partition is not assigned")  # what aiokafka raises
+
+    async def earliest_offsets(self, *tps: object) -> dict[object, int]:
+        from aiokafka.errors import KafkaConnectionError
+
+        raise KafkaConnectionError("Connection at 127.0.0.1:9092 closed")
+
+
+def test_a_timer_that_fails_is_logged_and_the_worker_runs_on(
+    tmp_path, tiny_model_dir, caplog
+) -> None:
+    """An exception out of a Faust timer stops the whole app. With the broker restarted
+    under it, the partition-end check raised and the worker left its group for good
+    (the broker-restart test, once in a few runs). Every timer of the worker logs its
+    failure, counts it, and ticks again."""
+    from faust.types import TP
+
+    from streams.settings import Settings
+    from streams.store import store_for
+    from streams.worker.app import Worker
+    from streams.worker.metrics import Metrics
+
+    settings = Settings(model_dir=tiny_model_dir, data_dir=tmp_path, stats_file=tmp_path / "s")
+    metrics = Metrics()
+    worker = Worker(settings, metrics, store_for)
+    clicks = TP(settings.topic("clicks"), 0)
+    worker.app.consumer = AwayConsumer({clicks}, {clicks: None})  # type: ignore[arg-type]
+
+    def broken_dump(path: object) -> None:
+        raise OSError("disk full")
+
+    worker.stats.dump = broken_dump  # type: ignore[method-assign]
+    assert set(worker.ticks) == {"lag", "partition ends", "fine-tuning jobs", "stats file"}
+    for tick in worker.ticks.values():
+        asyncio.run(tick())  # none raises
+    assert metrics.retries.labels("partition ends")._value.get() == 1  # the broker away
+    assert metrics.unexpected.labels("stats file")._value.get() == 1  # a bug: logged as one
+    assert metrics.unexpected.labels("lag")._value.get() == 0  # a revoked partition: no end
+    assert "partition ends: the broker did not answer" in caplog.text
+    assert "stats file failed (a bug: please report it)" in caplog.text
+
+
+class ThreadedConsumer(FakeConsumer):
+    """Faust's consumer runs aiokafka in a thread of its own: ``seek`` changes aiokafka's
+    fetch buffer from the caller's thread (the drain in the consumer's thread then raised
+    KeyError and stopped the worker), ``seek_wait`` seeks in the consumer's thread."""
+
+    def __init__(self, assigned: set[str]) -> None:
+        super().__init__(assigned, {})
+        self.seeks: list[tuple[str, int]] = []
+
+    async def seek(self, tp: str, offset: int) -> None:
+        raise AssertionError("seeked from the event loop's thread")
+
+    async def seek_wait(self, partitions: dict[str, int]) -> None:
+        from aiokafka.errors import IllegalStateError
+
+        for tp, offset in partitions.items():
+            if tp not in self.assigned:
+                raise IllegalStateError(f"No current assignment for partition {tp}")
+            self.seeks.append((tp, offset))
+
+
+def test_a_partition_is_read_again_by_a_seek_in_the_consumers_thread(caplog) -> None:
+    from faust.types import TP
+
+    from streams.worker.app import ConsumerPartitions
+    from streams.worker.stats import WorkerStats
+
+    held, revoked = TP("clicks", 0), TP("clicks", 1)
+    consumer = ThreadedConsumer({held})  # type: ignore[arg-type]
+    partitions = ConsumerPartitions(FakeApp(consumer), WorkerStats())  # type: ignore[arg-type]
+    asyncio.run(partitions.read_again(held, 25, "at its end"))
+    assert consumer.seeks == [(held, 25)]
+    asyncio.run(partitions.read_again(revoked, 75, "at its end"))  # revoked meanwhile
+    assert consumer.seeks == [(held, 25)]
+    assert "clicks 1 was not read again" in caplog.text
