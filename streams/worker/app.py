@@ -356,8 +356,9 @@ class Worker:
     def every(self, seconds: float, what: str, tick: Callable[[], Any]) -> None:
         """Run ``tick`` every ``seconds`` (a Faust timer); a tick that fails is logged and
         the next one comes as usual. An exception out of a Faust timer stops the whole
-        app: the partition-end check, asking the broker for log starts while it was away,
-        stopped the worker, which left its group for good."""
+        app, and the ticks can fail for a while without a bug: the partition-end check asks
+        the broker for log starts (KafkaTimeoutError once it has been away for the request
+        timeout, 90 s), and a partition revoked by a rebalance has no end to read."""
 
         async def guarded() -> None:
             try:

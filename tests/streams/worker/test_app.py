@@ -170,9 +170,8 @@ class AwayConsumer(FakeConsumer):
 def test_a_timer_that_fails_is_logged_and_the_worker_runs_on(
     tmp_path, tiny_model_dir, caplog
 ) -> None:
-    """An exception out of a Faust timer stops the whole app. With the broker restarted
-    under it, the partition-end check raised and the worker left its group for good
-    (the broker-restart test, once in a few runs). Every timer of the worker logs its
+    """An exception out of a Faust timer stops the whole app, and a broker away or a
+    rebalance makes the ticks fail for a while. Every timer of the worker logs its
     failure, counts it, and ticks again."""
     from faust.types import TP
 
