@@ -356,9 +356,9 @@ class Worker:
     def every(self, seconds: float, what: str, tick: Callable[[], Any]) -> None:
         """Run ``tick`` every ``seconds`` (a Faust timer); a tick that fails is logged and
         the next one comes as usual. An exception out of a Faust timer stops the whole
-        app, and the ticks can fail for a while without a bug: the partition-end check asks
+        app, and a tick can fail for a while without a bug: the partition-end check asks
         the broker for log starts (KafkaTimeoutError once it has been away for the request
-        timeout, 90 s), and a partition revoked by a rebalance has no end to read."""
+        timeout, 90 s)."""
 
         async def guarded() -> None:
             try:
